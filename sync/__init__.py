@@ -1,0 +1,8 @@
+"""contact-sync: keep a WaSMS.Net contact list in step with spreadsheets.
+
+The library API (what the CLI and an orchestrator call) is re-exported here.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"

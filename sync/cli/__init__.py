@@ -1,0 +1,17 @@
+"""The command line: a thin shell over the library. Only this package prints or exits."""
+
+from __future__ import annotations
+
+import click
+
+from sync import __version__
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="contact-sync")
+def cli() -> None:
+    """Keep a WaSMS.Net contact list in step with CSV and Excel spreadsheets."""
+
+
+def main() -> None:
+    cli()

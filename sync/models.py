@@ -1,0 +1,69 @@
+"""Typed values that travel between stages. No DataFrame crosses a stage boundary."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteContact:
+    """A contact as listed by get/contacts; `name` is already HTML-unescaped."""
+
+    id: int
+    phone: str
+    name: str
+    groups: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteGroup:
+    id: int
+    name: str  # HTML-unescaped
+
+
+@dataclass(frozen=True, slots=True)
+class OptOut:
+    id: int
+    phone: str
+    created: int
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where a row came from: file, sheet (None for CSV) and the row number the user sees."""
+
+    file: str
+    sheet: str | None
+    row: int
+
+    def __str__(self) -> str:
+        where = f"{self.file}[{self.sheet}]" if self.sheet else self.file
+        return f"{where}:{self.row}"
+
+
+@dataclass(frozen=True, slots=True)
+class DesiredContact:
+    """One valid contact the sources ask for; the key is `phone` (E.164)."""
+
+    phone: str
+    name: str
+    groups: tuple[str, ...]  # group names or ids exactly as the source/mapping gave them
+    origin: Origin
+    raw_phone: str
+    number_type: str = "unknown"  # mobile, fixed_line, fixed_line_or_mobile, voip, ...
+    extension: str | None = None
+    duplicates: tuple[Origin, ...] = ()  # other rows with the same phone, merged into this one
+
+
+@dataclass(frozen=True, slots=True)
+class RowIssue:
+    """A source row that does not become a contact of its own: invalid, or a duplicate."""
+
+    origin: Origin
+    kind: str  # "invalid" | "duplicate"
+    reason: str
+    raw_phone: str
+    name: str
+    phone: str | None = None  # E.164 when it parsed (duplicates)
+    winner: Origin | None = None  # for duplicates: the row that won
+    columns: dict[str, str] = field(default_factory=dict)  # the original cells, for rejected.csv
