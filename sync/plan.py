@@ -1,0 +1,292 @@
+"""Desired contacts + the remote listing → a Plan. Pure: no I/O, so it is property-tested and a
+saved plan means exactly what it says.
+
+Per phone (E.164, the key):
+    not on the remote, opted out         → skip_optout (never re-subscribe someone who said stop)
+    not on the remote                    → create
+    on the remote, same name and groups  → unchanged
+    on the remote, other name or groups  → drift (left alone) or, with replace_changed, replace
+                                           (delete then create; never for an opted-out phone)
+    only on the remote                   → delete in mirror mode when in scope, else keep
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Literal
+
+import phonenumbers
+
+from sync.errors import ConfigError, SafetyError
+from sync.groups import GroupIndex, missing_groups, resolve
+from sync.models import DesiredContact, OptOut, Origin, RemoteContact, RemoteGroup
+from sync.settings import Limit
+
+Action = Literal["create", "delete", "replace", "unchanged", "drift", "skip_optout", "keep"]
+WRITE_ACTIONS = frozenset({"create", "delete", "replace"})
+PLAN_FORMAT = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """What the plan does with one phone."""
+
+    action: Action
+    phone: str
+    name: str
+    groups: tuple[str, ...]  # desired group tokens; for remote-only entries, the remote ids
+    reason: str = ""
+    remote_id: int | None = None
+    old_name: str | None = None
+    old_groups: tuple[int, ...] = ()
+    origin: Origin | None = None  # None for a contact that is only on the remote
+    raw_phone: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["origin"] = asdict(self.origin) if self.origin else None
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Entry:
+        origin = Origin(**data["origin"]) if data.get("origin") else None
+        return cls(
+            **{
+                **data,
+                "groups": tuple(data["groups"]),
+                "old_groups": tuple(data["old_groups"]),
+                "origin": origin,
+            }
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    mode: Literal["add", "mirror"]
+    scope_group_ids: tuple[int, ...]
+    group_creates: tuple[str, ...]
+    entries: tuple[Entry, ...]
+    fingerprint: str  # of the remote listing the plan was made against
+    in_scope: int  # remote contacts in the mirror scope (the base of --max-delete)
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def of(self, *actions: str) -> list[Entry]:
+        return [e for e in self.entries if e.action in actions]
+
+    @property
+    def writes(self) -> list[Entry]:
+        return self.of(*WRITE_ACTIONS)
+
+    @property
+    def has_writes(self) -> bool:
+        return bool(self.group_creates) or any(e.action in WRITE_ACTIONS for e in self.entries)
+
+    def to_json(self) -> dict[str, Any]:
+        """The saved form: only the writes are kept (plus the counts), enough to execute it."""
+        return {
+            "format": PLAN_FORMAT,
+            "mode": self.mode,
+            "scope_group_ids": list(self.scope_group_ids),
+            "group_creates": list(self.group_creates),
+            "fingerprint": self.fingerprint,
+            "in_scope": self.in_scope,
+            "counts": self.counts,
+            "entries": [e.to_json() for e in self.writes],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Plan:
+        if data.get("format") != PLAN_FORMAT:
+            raise ConfigError(
+                f"plan format {data.get('format')!r} is not {PLAN_FORMAT}",
+                hint="make the plan again with this version: contact-sync plan ...",
+            )
+        return cls(
+            mode=data["mode"],
+            scope_group_ids=tuple(data["scope_group_ids"]),
+            group_creates=tuple(data["group_creates"]),
+            entries=tuple(Entry.from_json(e) for e in data["entries"]),
+            fingerprint=data["fingerprint"],
+            in_scope=data["in_scope"],
+            counts=dict(data["counts"]),
+        )
+
+
+def fingerprint(
+    contacts: Iterable[RemoteContact], groups: Iterable[RemoteGroup], optouts: Iterable[OptOut]
+) -> str:
+    """A digest of everything the plan depends on in the remote."""
+    payload = [
+        sorted((c.id, c.phone, c.name, sorted(c.groups)) for c in contacts),
+        sorted((g.id, g.name) for g in groups),
+        sorted(o.phone for o in optouts),
+    ]
+    return hashlib.sha256(json.dumps(payload, ensure_ascii=False).encode()).hexdigest()
+
+
+def remote_key(phone: str, region: str | None = None) -> str:
+    """The E.164 key of a remote phone (the server stores E.164; anything else is parsed)."""
+    if phone.startswith("+") and phone[1:].isdigit():
+        return phone
+    try:
+        parsed = phonenumbers.parse(phone, region)
+    except phonenumbers.NumberParseException:
+        return phone
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def make_plan(
+    desired: Sequence[DesiredContact],
+    contacts: Sequence[RemoteContact],
+    groups: Sequence[RemoteGroup],
+    optouts: Sequence[OptOut],
+    *,
+    mode: Literal["add", "mirror"] = "add",
+    scope_groups: Sequence[str] = (),
+    replace_changed: bool = False,
+    fallback_group: str = "contact-sync",
+    region: str | None = None,
+) -> Plan:
+    index = GroupIndex.build(groups)
+    scope_ids = _scope_ids(scope_groups, index)
+    opted_out = {remote_key(o.phone, region) for o in optouts}
+    remote: dict[str, RemoteContact] = {}
+    for rc in sorted(contacts, key=lambda rc: rc.id):
+        remote.setdefault(remote_key(rc.phone, region), rc)
+
+    def tokens(d: DesiredContact) -> tuple[str, ...]:
+        return d.groups or (fallback_group,)
+
+    group_creates = missing_groups((t for d in desired for t in tokens(d)), index)
+    entries: list[Entry] = []
+    wanted: set[str] = set()
+    for d in desired:
+        wanted.add(d.phone)
+        entries.append(
+            _desired_entry(
+                d, tokens(d), remote.get(d.phone), d.phone in opted_out, index, replace_changed
+            )
+        )
+
+    in_scope = 0
+    for phone, r in remote.items():
+        scoped = not scope_ids or bool(set(r.groups) & set(scope_ids))
+        in_scope += scoped
+        if phone in wanted:
+            continue
+        gids = tuple(str(g) for g in r.groups)
+        if mode == "mirror" and scoped:
+            entries.append(
+                Entry("delete", phone, r.name, gids, "not in the sources", remote_id=r.id)
+            )
+        else:
+            why = "add mode keeps remote-only contacts" if mode == "add" else "outside the scope"
+            entries.append(Entry("keep", phone, r.name, gids, why, remote_id=r.id))
+    # Remote duplicates of one key (possible only if the server held non-E.164 phones).
+    seen = {r.id for r in remote.values()}
+    for c in contacts:
+        if c.id not in seen:
+            entries.append(
+                Entry(
+                    "keep",
+                    c.phone,
+                    c.name,
+                    tuple(map(str, c.groups)),
+                    "a second remote contact with the same phone",
+                    remote_id=c.id,
+                )
+            )
+
+    counts: dict[str, int] = {}
+    for e in entries:
+        counts[e.action] = counts.get(e.action, 0) + 1
+    return Plan(
+        mode,
+        scope_ids,
+        group_creates,
+        tuple(entries),
+        fingerprint(contacts, groups, optouts),
+        in_scope,
+        counts,
+    )
+
+
+def _scope_ids(scope_groups: Sequence[str], index: GroupIndex) -> tuple[int, ...]:
+    ids = []
+    for token in scope_groups:
+        gid = index.lookup(token)
+        if gid is None:
+            raise ConfigError(
+                f"--scope-group {token!r}: no such group on the remote",
+                hint="use the name or id of an existing group (a typo here would make the "
+                "scope empty)",
+            )
+        ids.append(gid)
+    return tuple(sorted(set(ids)))
+
+
+def _desired_entry(
+    c: DesiredContact,
+    tokens: tuple[str, ...],
+    r: RemoteContact | None,
+    opted_out: bool,
+    index: GroupIndex,
+    replace_changed: bool,
+) -> Entry:
+    base = Entry("create", c.phone, c.name, tokens, origin=c.origin, raw_phone=c.raw_phone)
+    if r is None:
+        if opted_out:
+            return replace(
+                base, action="skip_optout", reason="the phone opted out (get/unsubscribed)"
+            )
+        return base
+    known = replace(base, remote_id=r.id, old_name=r.name, old_groups=tuple(sorted(r.groups)))
+    ids = resolve(tokens, index)
+    diffs = []
+    if r.name != c.name:
+        diffs.append(f"name {r.name!r} → {c.name!r}")
+    if ids is None or set(ids) != set(r.groups):
+        diffs.append(f"groups {sorted(r.groups)} → {list(tokens)}")
+    if not diffs:
+        return replace(known, action="unchanged")
+    reason = "; ".join(diffs)
+    if replace_changed and not opted_out:
+        return replace(known, action="replace", reason=reason)
+    why = " (opted out: never replaced)" if opted_out else " (use --replace-changed to replace)"
+    return replace(known, action="drift", reason=reason + why)
+
+
+def check_guards(
+    plan: Plan,
+    *,
+    rows_read: int,
+    valid: int,
+    invalid: int,
+    max_delete: Limit,
+    max_invalid: Limit,
+) -> None:
+    """Refuse the whole run (all or nothing) before the first write. Raises SafetyError."""
+    if plan.mode == "mirror" and valid == 0:
+        raise SafetyError(
+            f"mirror refused: the sources yield no valid rows ({rows_read} rows read), so it "
+            f"would delete all {plan.in_scope} contacts in scope",
+            hint="check the input file (was it exported empty?) and the mapping (contact-sync "
+            "check SOURCE)",
+        )
+    if invalid > max_invalid.allowed(rows_read):
+        raise SafetyError(
+            f"{invalid} of {rows_read} rows are invalid, above --max-invalid {max_invalid}",
+            hint="run `contact-sync check SOURCE` to see why (wrong --region or mapping?), or "
+            "raise --max-invalid if that many rejections are expected",
+        )
+    deleting = sum(1 for e in plan.entries if e.action in ("delete", "replace"))
+    if deleting > max_delete.allowed(plan.in_scope):
+        raise SafetyError(
+            f"{deleting} deletions (deletes and replaces) of {plan.in_scope} contacts in scope "
+            f"are above --max-delete {max_delete}; nothing was changed",
+            hint="read the plan's report to be sure, then raise --max-delete (e.g. "
+            f"--max-delete {deleting}) or narrow --scope-group",
+        )
