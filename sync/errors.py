@@ -39,6 +39,7 @@ class SyncError(Exception):
         super().__init__(message)
         self.message = message
         self.hint = hint
+        self.report_dir: str | None = None  # set when a report was written before raising
 
     def __str__(self) -> str:
         return f"{self.message}\n  hint: {self.hint}" if self.hint else self.message

@@ -15,3 +15,13 @@ def cli() -> None:
 
 def main() -> None:
     cli()
+
+
+def _register() -> None:
+    from sync.cli.run import apply_command, plan_command
+
+    cli.add_command(plan_command)
+    cli.add_command(apply_command)
+
+
+_register()

@@ -1,0 +1,449 @@
+"""The library API: `plan()` and `apply()` run the whole pipeline and return a RunResult.
+
+    read + normalise (ingest) → list the remote → plan → guards → [apply → verify] → report
+
+An orchestrator calls these directly; the CLI is a thin shell over them. Errors are raised as
+the SyncError tree (each carries its exit code); a report is written whenever there is something
+to report, including when a guard refuses the run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import platform
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import phonenumbers
+import structlog
+
+from sync import __version__
+from sync.apply import ApplyResult, Outcome, apply_plan
+from sync.errors import EXIT_FAILED, EXIT_OK, ConfigError, StalePlanError, SyncError
+from sync.files import private_dir, write_atomic
+from sync.lock import account_lock, lock_path
+from sync.logs import get_logger, register_secret
+from sync.mapping import load_mapping
+from sync.normalize import IngestResult, ingest
+from sync.plan import WRITE_ACTIONS, Entry, Plan, check_guards, fingerprint, make_plan
+from sync.remote import ClientSettings, WasmsClient
+from sync.report import (
+    Record,
+    issue_record,
+    summary_markdown,
+    write_csv,
+    write_json,
+    write_rejected,
+    write_summary_md,
+    write_xlsx,
+)
+from sync.settings import Settings, default_report_dir
+from sync.verify import VerifyResult, verify
+
+log = get_logger("sync.engine")
+Progress = Callable[[int, int], None]
+
+
+@dataclass(slots=True)
+class RunResult:
+    """What a run did: its summary (as in report.json), where the report is, the exit code."""
+
+    command: str
+    run_id: str
+    exit_code: int
+    summary: dict[str, Any]
+    report_dir: Path
+    files: dict[str, Path] = field(default_factory=dict)
+
+    def asdict(self) -> dict[str, Any]:
+        return {
+            "command": self.command,
+            "run_id": self.run_id,
+            "exit_code": self.exit_code,
+            "summary": self.summary,
+            "report_dir": str(self.report_dir),
+            "files": {k: str(v) for k, v in self.files.items()},
+        }
+
+
+@dataclass(slots=True)
+class _Run:
+    """The state of one run as it moves through the stages."""
+
+    command: str
+    settings: Settings
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    started: float = field(default_factory=time.monotonic)
+    started_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
+    timings: dict[str, float] = field(default_factory=dict)
+    ingested: IngestResult | None = None
+    plan: Plan | None = None
+    remote_count: int = 0
+    applied: ApplyResult | None = None
+    verified: VerifyResult | None = None
+    refused: str | None = None
+
+    def timed(self, stage: str, t0: float) -> None:
+        self.timings[stage] = round(time.monotonic() - t0, 3)
+
+    @property
+    def report_dir(self) -> Path:
+        return self.settings.report_dir or _DEFAULT_DIRS.setdefault(
+            self.run_id, default_report_dir()
+        )
+
+
+_DEFAULT_DIRS: dict[str, Path] = {}
+
+
+def plan(settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None) -> RunResult:
+    """Read, normalise, list the remote, diff; write the report and plan.json. Sends no write."""
+    return _run("plan", settings, transport, None)
+
+
+def apply(
+    settings: Settings,
+    *,
+    progress: Progress | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> RunResult:
+    """Plan (or load `settings.plan_path`), then execute, verify and write the reconciliation."""
+    return _run("apply", settings, transport, progress)
+
+
+def account_digest(settings: Settings) -> str:
+    raw = f"{settings.base_url}\0{settings.secret.reveal()}".encode()
+    return hashlib.sha256(raw).hexdigest()[:16]
+
+
+def _run(
+    command: str,
+    settings: Settings,
+    transport: httpx.AsyncBaseTransport | None,
+    progress: Progress | None,
+) -> RunResult:
+    register_secret(settings.secret.reveal())
+    run = _Run(command, settings)
+    structlog.contextvars.bind_contextvars(run_id=run.run_id)
+    try:
+        log.info("run.start", command=command, mode=settings.mode, version=__version__)
+        saved = _load_saved_plan(settings) if settings.plan_path else None
+        if saved is None:
+            t0 = time.monotonic()
+            mapping = load_mapping(settings.mapping, region=settings.region, groups=settings.groups)
+            run.ingested = ingest(
+                list(settings.sources), mapping, cache_dir=settings.home / "cache"
+            )
+            run.timed("read", t0)
+            log.info(
+                "ingest.done",
+                rows=run.ingested.rows_read,
+                valid=len(run.ingested.contacts),
+                issues=len(run.ingested.issues),
+            )
+        if command == "plan":
+            asyncio.run(_remote_stages(run, saved, transport, progress))
+        else:
+            lock = lock_path(settings.home, settings.base_url, settings.secret.reveal())
+            with account_lock(lock, run_id=run.run_id) as held:
+                if held.stale_holder:
+                    log.warning("lock.stale_recovered", previous=held.stale_holder)
+                asyncio.run(_remote_stages(run, saved, transport, progress))
+        return _finish(run)
+    except SyncError as exc:
+        if run.plan is not None and exc.report_dir is None:
+            run.refused = str(exc)
+            exc.report_dir = str(_write_reports(run)[0])
+        log.error("run.failed", error=str(exc), exit_code=exc.exit_code)
+        raise
+    finally:
+        structlog.contextvars.unbind_contextvars("run_id")
+
+
+def _load_saved_plan(settings: Settings) -> Plan:
+    assert settings.plan_path is not None
+    path = settings.plan_path
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        saved = Plan.from_json(data["plan"])
+        account = data["account"]
+    except OSError as exc:
+        raise ConfigError(
+            f"--plan: cannot read {path}: {exc.strerror}",
+            hint="pass the plan.json a `contact-sync plan` run wrote",
+        ) from None
+    except (ValueError, KeyError, TypeError):
+        raise ConfigError(
+            f"--plan: {path} is not a contact-sync plan file",
+            hint="pass the plan.json a `contact-sync plan` run wrote",
+        ) from None
+    if account != account_digest(settings):
+        raise ConfigError(
+            "--plan: this plan was made for another account or base URL",
+            hint="apply it with the same WASMS_BASE_URL and secret it was planned with",
+        )
+    return saved
+
+
+async def _remote_stages(
+    run: _Run,
+    saved: Plan | None,
+    transport: httpx.AsyncBaseTransport | None,
+    progress: Progress | None,
+) -> None:
+    s = run.settings
+    client_settings = ClientSettings(
+        base_url=s.base_url,
+        secret=s.secret.reveal(),
+        timeout=s.timeout,
+        attempts=s.attempts,
+        concurrency=s.concurrency,
+        rate=s.rate,
+    )
+    async with WasmsClient(client_settings, transport=transport) as client:
+        t0 = time.monotonic()
+        contacts, groups, optouts = await asyncio.gather(
+            client.list_contacts(), client.list_groups(), client.list_unsubscribed()
+        )
+        run.remote_count = len(contacts)
+        run.timed("list", t0)
+        log.info("remote.listed", contacts=len(contacts), groups=len(groups), optouts=len(optouts))
+        t0 = time.monotonic()
+        if saved is not None:
+            run.plan = saved
+            if fingerprint(contacts, groups, optouts) != saved.fingerprint:
+                raise StalePlanError(
+                    "the remote has changed since this plan was made; refusing to apply it",
+                    hint="make a fresh plan (contact-sync plan ...) and review it",
+                )
+            check_guards(
+                saved,
+                rows_read=saved.counts.get("rows_read", 0),
+                valid=saved.counts.get("valid", 1),
+                invalid=0,
+                max_delete=s.max_delete,
+                max_invalid=s.max_invalid,
+            )
+        else:
+            assert run.ingested is not None
+            ing = run.ingested
+            run.plan = make_plan(
+                ing.contacts,
+                contacts,
+                groups,
+                optouts,
+                mode=s.mode,
+                scope_groups=s.scope_groups,
+                replace_changed=s.replace_changed,
+                fallback_group=s.fallback_group,
+                region=s.region,
+            )
+            invalid = sum(1 for i in ing.issues if i.kind == "invalid")
+            run.plan.counts.update(rows_read=ing.rows_read, valid=len(ing.contacts))
+            run.timed("plan", t0)
+            check_guards(
+                run.plan,
+                rows_read=ing.rows_read,
+                valid=len(ing.contacts),
+                invalid=invalid,
+                max_delete=s.max_delete,
+                max_invalid=s.max_invalid,
+            )
+        if run.command == "plan":
+            return
+        _write_plan(run)  # the exact plan being executed sits beside its report
+        t0 = time.monotonic()
+        run.applied = await apply_plan(run.plan, client, progress=progress)
+        run.timed("apply", t0)
+        t0 = time.monotonic()
+        try:
+            listing = await client.list_contacts()
+        except SyncError as exc:
+            log.error("verify.listing_failed", error=str(exc))
+            run.verified = VerifyResult(
+                ok=False, checked=0, problems={-1: f"the verification listing failed: {exc}"}
+            )
+        else:
+            run.verified = verify(run.applied, listing)
+        run.timed("verify", t0)
+
+
+def _write_plan(run: _Run) -> Path:
+    assert run.plan is not None
+    doc = {
+        "contact_sync": __version__,
+        "made_at": run.started_at,
+        "run_id": run.run_id,
+        "account": account_digest(run.settings),
+        "sources": [str(p) for p in run.settings.sources],
+        "plan": run.plan.to_json(),
+    }
+    path = private_dir(run.report_dir) / "plan.json"
+    return write_atomic(path, json.dumps(doc, indent=1, ensure_ascii=False))
+
+
+def _outcome_text(entry: Entry, out: Outcome | None, command: str) -> str:
+    if entry.action in WRITE_ACTIONS:
+        return out.status if out else ("planned" if command == "plan" else "not_attempted")
+    return {"unchanged": "unchanged", "keep": "kept"}.get(entry.action, "skipped")
+
+
+def _records(run: _Run) -> Iterator[Record]:
+    outcomes = {id(o.entry): o for o in run.applied.outcomes} if run.applied else {}
+    if run.plan is not None:
+        for e in run.plan.entries:
+            out = outcomes.get(id(e))
+            o = e.origin
+            yield Record(
+                file=o.file if o else "(remote)",
+                sheet=(o.sheet or "") if o else "",
+                row=o.row if o else None,
+                raw_phone=e.raw_phone,
+                phone=e.phone,
+                name=e.name,
+                groups=", ".join(e.groups),
+                action=e.action,
+                outcome=_outcome_text(e, out, run.command),
+                reason=(out.reason if out and out.reason else e.reason),
+                remote_id=e.remote_id,
+                attempts=out.attempts if out else 0,
+            )
+    if run.ingested is not None:
+        yield from map(issue_record, run.ingested.issues)
+
+
+def _summary(run: _Run) -> dict[str, Any]:
+    s: dict[str, Any] = {
+        "command": run.command,
+        "run_id": run.run_id,
+        "started_at": run.started_at,
+        "mode": run.settings.mode,
+    }
+    if run.ingested is not None:
+        ing = run.ingested
+        s.update(
+            rows_read=ing.rows_read,
+            valid=len(ing.contacts),
+            invalid=sum(1 for i in ing.issues if i.kind == "invalid"),
+            duplicates=sum(1 for i in ing.issues if i.kind == "duplicate"),
+        )
+    if run.plan is not None:
+        c = run.plan.counts
+        s.update(
+            remote_contacts=run.remote_count,
+            unchanged=c.get("unchanged", 0),
+            drift=c.get("drift", 0),
+            to_create=c.get("create", 0),
+            to_delete=c.get("delete", 0),
+            to_replace=c.get("replace", 0),
+            groups_to_create=len(run.plan.group_creates),
+            skipped_optouts=c.get("skip_optout", 0),
+            kept_remote_only=c.get("keep", 0),
+        )
+    if run.applied is not None:
+        finished: list[str] = [
+            o.entry.action for o in run.applied.outcomes if o.status in ("done", "recovered")
+        ]
+
+        def n(action: str) -> int:
+            return finished.count(action)
+
+        s.update(
+            created=n("create"),
+            deleted=n("delete"),
+            replaced=n("replace"),
+            recovered=run.applied.count("recovered"),
+            failed=run.applied.count("failed"),
+            not_attempted=run.applied.count("not_attempted"),
+            unverified=run.applied.count("unverified"),
+            quota_reached=run.applied.quota_reached,
+            groups_created=run.applied.groups_created,
+        )
+    s["verified"] = run.verified.ok if run.verified else None
+    if run.verified and -1 in run.verified.problems:
+        s["verify_error"] = run.verified.problems[-1]
+    if run.refused:
+        s["refused"] = run.refused
+    s["timings"] = {**run.timings, "total": round(time.monotonic() - run.started, 3)}
+    s["versions"] = {
+        "contact_sync": __version__,
+        "phonenumbers": phonenumbers.__version__,
+        "python": platform.python_version(),
+    }
+    return s
+
+
+_SUMMARY_LABELS = [
+    ("rows_read", "rows read"),
+    ("valid", "valid"),
+    ("invalid", "invalid"),
+    ("duplicates", "duplicates"),
+    ("remote_contacts", "remote contacts"),
+    ("unchanged", "unchanged"),
+    ("drift", "drift (left alone)"),
+    ("to_create", "to create"),
+    ("to_delete", "to delete"),
+    ("to_replace", "to replace"),
+    ("skipped_optouts", "skipped: opted out"),
+    ("created", "created"),
+    ("deleted", "deleted"),
+    ("replaced", "replaced"),
+    ("recovered", "recovered after a lost answer"),
+    ("failed", "failed"),
+    ("not_attempted", "not attempted"),
+    ("verified", "verified"),
+]
+
+
+def summary_rows(summary: dict[str, Any]) -> list[tuple[str, object]]:
+    return [(label, summary[key]) for key, label in _SUMMARY_LABELS if key in summary]
+
+
+def _write_reports(run: _Run) -> tuple[Path, dict[str, Any]]:
+    t0 = time.monotonic()
+    out = private_dir(run.report_dir)
+    if run.plan is not None and run.command == "plan":
+        _write_plan(run)
+    write_csv(out / "report.csv", _records(run))
+    write_rejected(
+        out / "rejected.csv",
+        [i for i in (run.ingested.issues if run.ingested else ()) if i.kind == "invalid"],
+    )
+    summary = _summary(run)
+    rows = summary_rows(summary)
+    write_xlsx(out / "report.xlsx", rows, lambda: _records(run))
+    title = f"contact-sync {run.command}" + (" — refused" if run.refused else "")
+    write_summary_md(out / "summary.md", summary_markdown(title, rows))
+    run.timed("report", t0)
+    summary["timings"] = {**run.timings, "total": round(time.monotonic() - run.started, 3)}
+    write_json(out / "report.json", summary, _records(run))
+    log.info("report.written", dir=str(out))
+    return out, summary
+
+
+def _finish(run: _Run) -> RunResult:
+    out, summary = _write_reports(run)
+    ok = run.command == "plan" or (run.verified is not None and run.verified.ok)
+    code = EXIT_OK if ok else EXIT_FAILED
+    files = {
+        name: out / name
+        for name in (
+            "report.json",
+            "report.csv",
+            "rejected.csv",
+            "report.xlsx",
+            "summary.md",
+            "plan.json",
+        )
+        if (out / name).exists()
+    }
+    log.info("run.done", exit_code=code, verified=summary.get("verified"))
+    return RunResult(run.command, run.run_id, code, summary, out, files)

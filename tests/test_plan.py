@@ -1,0 +1,303 @@
+"""The planner: outcomes per phone, guards, and properties over random remote/desired sets."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sync.errors import ConfigError, SafetyError
+from sync.models import DesiredContact, OptOut, Origin, RemoteContact, RemoteGroup
+from sync.plan import Plan, check_guards, make_plan
+from sync.settings import Limit
+
+GROUPS = [RemoteGroup(1, "Customers"), RemoteGroup(2, "Staff"), RemoteGroup(3, "Leads")]
+
+
+def want(
+    phone: str, name: str = "Some Name", groups: tuple[str, ...] = ("Customers",), row: int = 2
+) -> DesiredContact:
+    return DesiredContact(phone, name, groups, Origin("a.csv", None, row), raw_phone=phone)
+
+
+def have(
+    cid: int, phone: str, name: str = "Some Name", groups: tuple[int, ...] = (1,)
+) -> RemoteContact:
+    return RemoteContact(cid, phone, name, groups)
+
+
+def actions(plan: Plan) -> dict[str, str]:
+    return {e.phone: e.action for e in plan.entries}
+
+
+def test_each_outcome_once() -> None:
+    desired = [
+        want("+923001110001"),  # create
+        want("+923001110002"),  # unchanged
+        want("+923001110003", name="New Name"),  # drift (name)
+        want("+923001110004", groups=("Staff",)),  # drift (groups)
+        want("+923001110005"),  # opted out, not on remote
+    ]
+    remote = [
+        have(10, "+923001110002"),
+        have(11, "+923001110003", name="Old Name"),
+        have(12, "+923001110004"),
+        have(13, "+923001110009"),  # remote only, in scope of Customers
+        have(14, "+923001110010", groups=(2,)),  # remote only, outside the scope
+    ]
+    optouts = [OptOut(1, "+923001110005", 0)]
+    plan = make_plan(desired, remote, GROUPS, optouts, mode="mirror", scope_groups=["Customers"])
+    assert actions(plan) == {
+        "+923001110001": "create",
+        "+923001110002": "unchanged",
+        "+923001110003": "drift",
+        "+923001110004": "drift",
+        "+923001110005": "skip_optout",
+        "+923001110009": "delete",
+        "+923001110010": "keep",
+    }
+    assert plan.in_scope == 4
+    drift = {e.phone: e for e in plan.of("drift")}
+    assert "Old Name" in drift["+923001110003"].reason
+    assert drift["+923001110003"].old_name == "Old Name"
+
+
+def test_add_mode_never_deletes() -> None:
+    plan = make_plan([want("+923001110001")], [have(1, "+923001110009")], GROUPS, [])
+    assert actions(plan) == {"+923001110001": "create", "+923001110009": "keep"}
+
+
+def test_replace_changed_but_never_an_opted_out_phone() -> None:
+    desired = [want("+923001110003", name="New Name"), want("+923001110004", name="New Name")]
+    remote = [have(1, "+923001110003"), have(2, "+923001110004")]
+    optouts = [OptOut(1, "+923001110004", 0)]
+    plan = make_plan(desired, remote, GROUPS, optouts, replace_changed=True)
+    assert actions(plan) == {"+923001110003": "replace", "+923001110004": "drift"}
+    assert "opted out" in plan.of("drift")[0].reason
+
+
+def test_missing_groups_are_planned_and_group_ids_resolve() -> None:
+    plan = make_plan([want("+923001110001", groups=("2", "Newcomers"))], [], GROUPS, [])
+    assert plan.group_creates == ("Newcomers",)
+    plan = make_plan([want("+923001110001", groups=())], [], GROUPS, [], fallback_group="Default1")
+    assert plan.group_creates == ("Default1",)
+
+
+def test_ambiguous_group_name_names_the_ids() -> None:
+    groups = [*GROUPS, RemoteGroup(7, "Customers")]
+    with pytest.raises(ConfigError, match=r"ids 1, 7"):
+        make_plan([want("+923001110001")], [], groups, [])
+
+
+def test_unknown_scope_group_is_an_error_not_an_empty_scope() -> None:
+    with pytest.raises(ConfigError, match="Custmers"):
+        make_plan([want("+923001110001")], [], GROUPS, [], mode="mirror", scope_groups=["Custmers"])
+
+
+def test_short_unknown_group_cannot_be_created() -> None:
+    with pytest.raises(ConfigError, match="too short"):
+        make_plan([want("+923001110001", groups=("VIP",))], [], GROUPS, [])
+
+
+def test_remote_names_compare_after_unescaping_upstream() -> None:
+    # The client unescapes; the planner compares plain text.
+    plan = make_plan(
+        [want("+923001110001", name="Tom & Jerry")],
+        [have(1, "+923001110001", name="Tom & Jerry")],
+        GROUPS,
+        [],
+    )
+    assert actions(plan) == {"+923001110001": "unchanged"}
+
+
+def test_saved_plan_round_trips() -> None:
+    plan = make_plan(
+        [want("+923001110001"), want("+923001110002", name="Other Name")],
+        [have(1, "+923001110002"), have(2, "+923001110003")],
+        GROUPS,
+        [],
+        mode="mirror",
+        replace_changed=True,
+    )
+    again = Plan.from_json(plan.to_json())
+    assert again.writes == plan.writes
+    assert again.fingerprint == plan.fingerprint
+
+
+# -- guards -------------------------------------------------------------------------------
+
+
+def test_guard_mirror_with_no_valid_rows() -> None:
+    plan = make_plan([], [have(1, "+923001110001")], GROUPS, [], mode="mirror")
+    with pytest.raises(SafetyError, match="no valid rows"):
+        check_guards(
+            plan,
+            rows_read=0,
+            valid=0,
+            invalid=0,
+            max_delete=Limit(100, True),
+            max_invalid=Limit(100, True),
+        )
+
+
+def test_guard_max_delete_is_all_or_nothing() -> None:
+    remote = [have(i, f"+92300111{i:04d}") for i in range(1, 21)]
+    plan = make_plan([want("+923001110001")], remote, GROUPS, [], mode="mirror")
+    assert len(plan.of("delete")) == 19
+    with pytest.raises(SafetyError, match="19 deletions"):
+        check_guards(
+            plan,
+            rows_read=1,
+            valid=1,
+            invalid=0,
+            max_delete=Limit(10, True),
+            max_invalid=Limit(50, True),
+        )
+    check_guards(
+        plan,
+        rows_read=1,
+        valid=1,
+        invalid=0,
+        max_delete=Limit(19, False),
+        max_invalid=Limit(50, True),
+    )
+
+
+def test_guard_max_invalid() -> None:
+    plan = make_plan([want("+923001110001")], [], GROUPS, [])
+    with pytest.raises(SafetyError, match="3 of 4 rows are invalid"):
+        check_guards(
+            plan,
+            rows_read=4,
+            valid=1,
+            invalid=3,
+            max_delete=Limit(10, True),
+            max_invalid=Limit(50, True),
+        )
+
+
+@pytest.mark.parametrize("text", ["ten", "-5", "150%", "2.5", ""])
+def test_limit_rejects_bad_values(text: str) -> None:
+    with pytest.raises(ConfigError, match="--max-delete"):
+        Limit.parse(text, option="--max-delete")
+
+
+def test_limit_values() -> None:
+    assert Limit.parse("10%", option="x").allowed(50) == 5
+    assert Limit.parse(" 25 ", option="x").allowed(3) == 25
+
+
+# -- properties -----------------------------------------------------------------------------
+
+phones = st.integers(min_value=0, max_value=40).map(lambda i: f"+9230011{i:05d}")
+names = st.sampled_from(["Alice Khan", "Bilal Ahmed", "Chen Wei", "Dana Scully"])
+group_sets = st.sets(st.sampled_from([1, 2, 3]), min_size=1, max_size=3)
+
+
+@st.composite
+def worlds(draw: st.DrawFn) -> tuple[list[DesiredContact], list[RemoteContact], list[OptOut]]:
+    desired = {p: (draw(names), draw(group_sets)) for p in draw(st.sets(phones, max_size=15))}
+    remote = {p: (draw(names), draw(group_sets)) for p in draw(st.sets(phones, max_size=15))}
+    optouts = draw(st.sets(phones, max_size=5))
+    by_id = {g.id: g.name for g in GROUPS}
+    d = [want(p, n, tuple(by_id[g] for g in sorted(gs))) for p, (n, gs) in desired.items()]
+    r = [have(i, p, n, tuple(sorted(gs))) for i, (p, (n, gs)) in enumerate(remote.items(), 1)]
+    return d, r, [OptOut(i, p, 0) for i, p in enumerate(optouts, 1)]
+
+
+def model_apply(plan: Plan, remote: list[RemoteContact]) -> dict[str, tuple[str, frozenset[str]]]:
+    """Apply the plan to a model of the remote: phone → (name, group names)."""
+    by_id = {g.id: g.name for g in GROUPS}
+    state = {c.phone: (c.name, frozenset(by_id[g] for g in c.groups)) for c in remote}
+    for e in plan.writes:
+        if e.action in ("delete", "replace"):
+            del state[e.phone]
+        if e.action in ("create", "replace"):
+            assert e.phone not in state
+            state[e.phone] = (e.name, frozenset(e.groups))
+    return state
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    worlds(),
+    st.booleans(),
+    st.sampled_from([(), ("Customers",), ("Staff", "Leads")]),
+    st.booleans(),
+)
+def test_properties(
+    world: tuple[list[DesiredContact], list[RemoteContact], list[OptOut]],
+    mirror: bool,
+    scope: tuple[str, ...],
+    replace_changed: bool,
+) -> None:
+    desired, remote, optouts = world
+    mode = "mirror" if mirror else "add"
+    scope = scope if mirror else ()
+    plan = make_plan(
+        desired,
+        remote,
+        GROUPS,
+        optouts,
+        mode=mode,
+        scope_groups=scope,
+        replace_changed=replace_changed,
+    )
+    # planning twice gives the same plan
+    assert (
+        make_plan(
+            desired,
+            remote,
+            GROUPS,
+            optouts,
+            mode=mode,
+            scope_groups=scope,
+            replace_changed=replace_changed,
+        )
+        == plan
+    )
+    after = model_apply(plan, remote)
+    opted = {o.phone for o in optouts}
+    remote_phones = {c.phone for c in remote}
+    wanted = {d.phone: (d.name, frozenset(d.groups)) for d in desired}
+    # opted-out phones are never created
+    created = {e.phone for e in plan.writes if e.action == "create"}
+    assert not created & opted
+    assert not {e.phone for e in plan.writes if e.action == "replace"} & opted
+    scope_ids = {g.id for g in GROUPS if g.name in scope}
+    for c in remote:
+        in_scope = not scope_ids or bool(scope_ids & set(c.groups))
+        if c.phone not in wanted and (not mirror or not in_scope):
+            assert c.phone in after, "nothing outside the plan's scope is deleted"
+    reachable = {p for p in wanted if p not in opted or p in remote_phones}
+    if mirror:
+        in_scope_after = {
+            p
+            for p in after
+            if not scope_ids
+            or p in wanted
+            or scope_ids & {g.id for g in GROUPS if g.name in after[p][1]}
+        }
+        assert reachable <= set(after)
+        assert in_scope_after - set(wanted) == set(), "mirror: no in-scope extras remain"
+    else:
+        assert set(after) >= remote_phones | reachable
+    if replace_changed:
+        for p in reachable:
+            if p not in opted:
+                assert after[p] == wanted[p]
+    # a second plan over the resulting state has nothing to create
+    next_remote = [
+        have(i, p, n, tuple(sorted(g.id for g in GROUPS if g.name in gs)))
+        for i, (p, (n, gs)) in enumerate(sorted(after.items()), 100)
+    ]
+    again = make_plan(
+        desired,
+        next_remote,
+        GROUPS,
+        optouts,
+        mode=mode,
+        scope_groups=scope,
+        replace_changed=replace_changed,
+    )
+    assert not again.writes
