@@ -1,0 +1,141 @@
+"""Report writers: formula neutralisation, XLSX shape, atomic owner-only files."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+import openpyxl
+import pytest
+
+from sync.files import atomic_path, write_atomic
+from sync.models import Origin, RowIssue
+from sync.report import (
+    COLUMNS,
+    Record,
+    safe_cell,
+    write_csv,
+    write_json,
+    write_rejected,
+    write_summary_md,
+    write_xlsx,
+)
+
+
+@pytest.mark.parametrize(
+    ("raw", "safe"),
+    [
+        ('=HYPERLINK("http://x","y")', '\'=HYPERLINK("http://x","y")'),
+        ("+cmd|' /C calc'!A0", "'+cmd|' /C calc'!A0"),
+        ("-2+3+cmd|' /C calc'!A0", "'-2+3+cmd|' /C calc'!A0"),
+        ("@SUM(1+1)", "'@SUM(1+1)"),
+        ("\t=1+1", "'\t=1+1"),
+        ("\r=1", "'\r=1"),
+        ("+923001112233", "+923001112233"),
+        ("+44 20 7946 0958", "+44 20 7946 0958"),
+        ("(0301) 234-5678", "(0301) 234-5678"),
+        ("-5", "-5"),
+        ("Tom & Jerry", "Tom & Jerry"),
+        (None, ""),
+    ],
+)
+def test_safe_cell(raw: str | None, safe: str) -> None:
+    assert safe_cell(raw) == safe
+
+
+def record(
+    action: str = "create",
+    outcome: str = "done",
+    name: str = "Ali Khan",
+    phone: str = "+923001112233",
+) -> Record:
+    return Record(
+        "a.csv", "", 2, "0300 1112233", phone, name, "Customers", action, outcome, "", None, 1
+    )
+
+
+def records() -> Iterator[Record]:
+    yield record()
+    yield record("invalid", "skipped", name="=cmd()", phone="")
+    yield record("drift", "skipped")
+    yield record("create", "failed")
+
+
+def test_csv_and_json_hold_every_record(tmp_path: Path) -> None:
+    write_csv(tmp_path / "r.csv", records())
+    rows = list(csv.reader(io.StringIO((tmp_path / "r.csv").read_text(encoding="utf-8"))))
+    assert tuple(rows[0]) == COLUMNS
+    assert len(rows) == 5
+    assert rows[2][COLUMNS.index("name")] == "'=cmd()"
+    assert rows[1][COLUMNS.index("phone")] == "+923001112233"
+    write_json(tmp_path / "r.json", {"rows_read": 4}, records())
+    doc = json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))
+    assert doc["summary"] == {"rows_read": 4}
+    assert [r["action"] for r in doc["records"]] == ["create", "invalid", "drift", "create"]
+
+
+def test_xlsx_summary_then_attention_sheets(tmp_path: Path) -> None:
+    path = tmp_path / "r.xlsx"
+    write_xlsx(path, [("rows read", 4), ("verified", "True")], records)
+    wb = openpyxl.load_workbook(path)
+    assert wb.sheetnames[0] == "Summary"
+    assert {"Failed", "Invalid", "Drift"} <= set(wb.sheetnames)
+    failed = wb["Failed"]
+    assert failed.freeze_panes == "A2"
+    assert failed.auto_filter.ref == "A1:L2"
+    phone = failed.cell(2, COLUMNS.index("phone") + 1)
+    assert phone.value == "+923001112233" and phone.data_type == "s"
+    assert wb["Invalid"].cell(2, COLUMNS.index("name") + 1).value == "'=cmd()"
+
+
+def test_rejected_keeps_original_columns(tmp_path: Path) -> None:
+    issues = [
+        RowIssue(
+            Origin("a.csv", None, 3),
+            "invalid",
+            "missing phone",
+            "",
+            "Ali",
+            columns={"Name": "Ali", "Phone": ""},
+        ),
+        RowIssue(
+            Origin("b.xlsx", "Sheet1", 7),
+            "invalid",
+            "not a number",
+            "abc",
+            "Bo",
+            columns={"Full Name": "Bo", "Mobile": "abc"},
+        ),
+    ]
+    write_rejected(tmp_path / "rejected.csv", issues)
+    rows = list(
+        csv.DictReader(io.StringIO((tmp_path / "rejected.csv").read_text(encoding="utf-8")))
+    )
+    assert rows[0]["Name"] == "Ali" and rows[0]["reason"] == "missing phone"
+    assert rows[1]["Mobile"] == "abc" and rows[1]["sheet"] == "Sheet1" and rows[1]["row"] == "7"
+
+
+def test_files_are_owner_only_and_atomic(tmp_path: Path) -> None:
+    path = write_atomic(tmp_path / "sub" / "plan.json", "{}")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    with pytest.raises(RuntimeError), atomic_path(path) as tmp:
+        tmp.write_text("half", encoding="utf-8")
+        raise RuntimeError("crash in the middle")
+    assert path.read_text(encoding="utf-8") == "{}"
+    assert [p.name for p in path.parent.iterdir()] == ["plan.json"]
+
+
+def test_summary_md_appends_to_github_step_summary(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    step = tmp_path / "step.md"
+    step.write_text("earlier\n", encoding="utf-8")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(step))
+    write_summary_md(tmp_path / "summary.md", "| a | 1 |\n")
+    assert (tmp_path / "summary.md").read_text(encoding="utf-8") == "| a | 1 |\n"
+    assert step.read_text(encoding="utf-8") == "earlier\n| a | 1 |\n\n"
