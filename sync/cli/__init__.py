@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from sync import __version__
+from sync.cli.emulator import emulator_command
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -25,3 +26,4 @@ def _register() -> None:
 
 
 _register()
+cli.add_command(emulator_command)
