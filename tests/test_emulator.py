@@ -355,6 +355,19 @@ def test_an_unencoded_plus_in_the_query_string_is_a_trimmed_space(
     assert request(app, "GET", encoded).json() == ok("Contact has been created!")
 
 
+def test_a_malformed_multipart_body_is_ignored(app: EmulatorApp, store: Store) -> None:
+    headers = {"content-type": "multipart/form-data; boundary=xyz"}
+    response = request(
+        app,
+        "POST",
+        "get/groups",
+        params={"secret": store.secret},
+        content=b"--nope",
+        headers=headers,
+    )
+    assert response.json() == ok("Contact Groups", [])
+
+
 def test_other_paths_are_not_the_api(app: EmulatorApp) -> None:
     assert request(app, "GET", "http://emulator.test/create/contact").status_code == 404
     assert request(app, "PUT", "get/contacts").status_code == 405
@@ -563,12 +576,15 @@ def test_cli_serves_with_a_fixed_secret_and_state(tmp_path: Path) -> None:
     with subprocess.Popen(
         [sys.executable, "-m", "sync", "emulator", *args],
         stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
         env=env,
     ) as proc:
         try:
-            assert proc.stdout is not None
+            assert proc.stdout is not None and proc.stderr is not None
             first = proc.stdout.readline()
+            if not first:
+                pytest.fail(f"the emulator did not start:\n{proc.stderr.read()}")
             assert "listening on http://127.0.0.1:" in first
             base_url = first.split()[-1]
             assert proc.stdout.readline().strip() == "secret: S"
@@ -585,6 +601,4 @@ def test_cli_serves_with_a_fixed_secret_and_state(tmp_path: Path) -> None:
         finally:
             proc.terminate()
             proc.wait(10)
-            assert proc.stdout is not None
-            proc.stdout.close()
     assert Store.load(state).contacts()[0]["phone"] == "+447400123456"

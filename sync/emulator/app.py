@@ -20,6 +20,7 @@ from typing import ClassVar
 import httpx
 from starlette.applications import Starlette
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -101,14 +102,17 @@ def create_app(
 
 
 async def _read_params(request: Request) -> dict[str, str]:
-    """Query string, then (POST only) form fields over it; file parts and JSON are ignored."""
+    """Query string, then (POST only) form fields over it; file parts, JSON and a body that does
+    not parse are ignored, as PHP ignores them."""
     params = dict(request.query_params)
     content_type = request.headers.get("content-type", "")
     if request.method == "POST" and content_type.startswith(_FORMS):
-        async with request.form() as form:
-            for name, value in form.multi_items():
-                if not isinstance(value, UploadFile):
-                    params[name] = value
+        try:
+            async with request.form() as form:
+                fields = [(k, v) for k, v in form.multi_items() if not isinstance(v, UploadFile)]
+        except HTTPException:  # a malformed multipart body
+            fields = []
+        params.update(fields)
     return params
 
 
