@@ -53,6 +53,7 @@ class DesiredContact:
     number_type: str = "unknown"  # mobile, fixed_line, fixed_line_or_mobile, voip, ...
     extension: str | None = None
     duplicates: tuple[Origin, ...] = ()  # other rows with the same phone, merged into this one
+    notes: tuple[str, ...] = ()  # what ingest did: extension dropped, name fallback used, ...
 
 
 @dataclass(frozen=True, slots=True)

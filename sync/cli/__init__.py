@@ -27,3 +27,6 @@ def _register() -> None:
 
 _register()
 cli.add_command(emulator_command)
+from sync.cli.check import check_command  # noqa: E402 - registered last, one line per command
+
+cli.add_command(check_command)

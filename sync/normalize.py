@@ -1,0 +1,461 @@
+"""Source files → desired contacts + an account of every row that is not one (the ingest stage).
+
+    ingest(paths, mapping) -> IngestResult
+
+1. every file is opened and its header matched first, so a whole-file problem (InputError) stops
+   the run before any heavy work;
+2. one pass per table keeps only the mapped cells of each row;
+3. the distinct (phone cell, region) pairs are normalised once (cache, fast path, process pool);
+4. each row picks its phone, name and groups; duplicates (same E.164) merge into the row the name
+   policy picks, every other row is reported with a pointer to it;
+5. the original cells of invalid rows are read again, for rejected.csv.
+
+Every non-blank data row ends up in exactly one place:
+`rows_read == len(contacts) + len(issues)`.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sync.errors import InputError
+from sync.mapping import ColumnPlan, Mapping, resolve, suggest_phone_column
+from sync.models import DesiredContact, Origin, RowIssue
+from sync.names import clean_name, country_region, join_parts, split_groups, too_short
+from sync.phonecache import normalize_values
+from sync.phones import MISSING, MOBILE_TYPES, PhoneResult
+from sync.read import Table, open_tables
+
+
+@dataclass(frozen=True, slots=True)
+class SourceInfo:
+    """What was read from one file or sheet, and how."""
+
+    path: str
+    sheet: str | None
+    kind: str  # csv | xlsx | xlsm | xls | ods
+    encoding: str | None
+    delimiter: str | None
+    columns: tuple[str, ...]  # the header as found
+    roles: tuple[tuple[str, str], ...]  # (column, what it maps to; "-" when unused)
+    rows: int  # non-blank data rows
+    skipped: str | None = None  # why the sheet was not read
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    contacts: tuple[DesiredContact, ...]  # one per E.164, groups merged
+    issues: tuple[RowIssue, ...]  # every invalid row and every duplicate row
+    rows_read: int  # non-blank data rows over all files and sheets
+    sources: tuple[SourceInfo, ...]
+
+    @property
+    def invalid(self) -> tuple[RowIssue, ...]:
+        return tuple(i for i in self.issues if i.kind == "invalid")
+
+    @property
+    def duplicates(self) -> tuple[RowIssue, ...]:
+        return tuple(i for i in self.issues if i.kind == "duplicate")
+
+
+# A valid row before duplicates are merged: e164, name, groups, origin, raw, type, extension, notes
+_Valid = tuple[str, str, tuple[str, ...], Origin, str, str, str, tuple[str, ...]]
+# An invalid row before its original cells are read back: table index, row, reason, raw, name
+_Invalid = tuple[int, int, str, str, str]
+
+
+def _short(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _no_phone_column(table: Table, mapping: Mapping) -> InputError:
+    where = f"{table.path}[{table.sheet}]" if table.sheet else str(table.path)
+    cols = ", ".join(repr(_short(c)) for c in table.header[:30])
+    more = f" (+{len(table.header) - 30} more)" if len(table.header) > 30 else ""
+    close = suggest_phone_column(mapping, table.header)
+    hint = f"did you mean {_short(close)!r}? " if close else ""
+    example = close or table.header[0]
+    hint += f'map it in a mapping file: [columns] phone = ["{_short(example)}"] (--mapping FILE)'
+    return InputError(f"{where}: no phone column; columns found: {cols}{more}", hint=hint)
+
+
+def _open_all(paths: Sequence[Path], mapping: Mapping) -> list[tuple[Table, ColumnPlan | None]]:
+    opened: list[tuple[Table, ColumnPlan | None]] = []
+    for path in paths:
+        tables = open_tables(Path(path), mapping.sheet)
+        readable = [t for t in tables if t.skipped is None]
+        if not readable:
+            why = "; ".join(f"{t.sheet}: {t.skipped}" for t in tables)
+            raise InputError(f"{path}: no sheet to read ({why})", hint="choose a sheet with data")
+        plans = [(t, resolve(mapping, t.header) if t.skipped is None else None) for t in tables]
+        with_phone = [(t, p) for t, p in plans if p is not None and p.phones]
+        if not with_phone:
+            raise _no_phone_column(readable[0], mapping)
+        for t, p in plans:
+            if p is not None and not p.phones:  # several sheets: one without phones is noted
+                opened.append((_note(t, "no phone column"), None))
+            else:
+                opened.append((t, p))
+    return opened
+
+
+def _note(table: Table, why: str) -> Table:
+    return Table(table.path, table.sheet, table.kind, None, None, table.header, 0, table.rows, why)
+
+
+def _getter(cols: list[int]) -> Callable[[list[str]], tuple[str, ...]]:
+    if len(cols) == 1:
+        only = cols[0]
+        return lambda cells: (cells[only],)
+    return operator.itemgetter(*cols)
+
+
+class _Ingest:
+    """The state of one ingest run; `run()` returns the result."""
+
+    def __init__(self, mapping: Mapping) -> None:
+        self.m = mapping
+        self.drop = frozenset(g.casefold() for g in mapping.drop_groups)
+        self.group_cache: dict[str, tuple[str, ...]] = {}
+        self.country_cache: dict[str, str | None] = {}
+        self.valid: list[_Valid] = []
+        self.invalid: list[_Invalid] = []
+
+    def groups_of(self, cells: Sequence[str]) -> tuple[str, ...]:
+        key = "\x1e".join(cells)
+        hit = self.group_cache.get(key)
+        if hit is None:
+            m = self.m
+            out: list[str] = []
+            for cell in cells:
+                out.extend(split_groups(cell, m.group_separators, self.drop, m.strip_group_prefix))
+            out.extend(m.default_groups)
+            hit = tuple(dict.fromkeys(out))
+            self.group_cache[key] = hit
+        return hit
+
+    def region_of(self, cell: str) -> tuple[str | None, str]:
+        """The region for a row's country cell, and a reason when the cell is not understood."""
+        if not cell.strip():
+            return self.m.default_region, ""
+        if cell not in self.country_cache:
+            self.country_cache[cell] = country_region(cell)
+        region = self.country_cache[cell]
+        if region is None:
+            return self.m.default_region, f"unknown country {_short(cell.strip())!r}"
+        return region, ""
+
+
+def _read_columns(table: Table, plan: ColumnPlan) -> tuple[list[int], list[tuple[str, ...]]]:
+    cols = [p.index for p in plan.phones] + [p.label_index or 0 for p in plan.phones]
+    cols += [*plan.name, *plan.company, *plan.groups]
+    cols += [plan.first or 0, plan.middle or 0, plan.last or 0, plan.country or 0]
+    get = _getter(cols)
+    numbers: list[int] = []
+    picked: list[tuple[str, ...]] = []
+    for number, cells in table.rows():
+        numbers.append(number)
+        picked.append(get(cells))
+    return numbers, picked
+
+
+def _pick_phone(
+    cells: Sequence[tuple[str, str]],
+    region: str | None,
+    results: dict[tuple[str, str | None], PhoneResult],
+    mapping: Mapping,
+) -> tuple[PhoneResult | None, str, str, list[str]]:
+    """The row's phone: (result, raw cell, reason when none, notes)."""
+    first_raw, first_reason, notes = "", "", []
+    labelled = any(label for _, label in cells)
+    if labelled:
+        pref = [p.casefold() for p in mapping.preferred_labels]
+        skip = [s.casefold() for s in mapping.skipped_labels]
+        ranked = []
+        for pos, (cell, label) in enumerate(cells):
+            low = label.casefold()
+            if any(s in low for s in skip):
+                continue
+            ranked.append((0 if any(p in low for p in pref) else 1, pos, cell))
+        cells = [(cell, "") for _, _, cell in sorted(ranked)]
+    for pos, (cell, _) in enumerate(cells):
+        if not cell or cell.isspace():
+            continue
+        parts = [p for p in cell.split(":::")] if ":::" in cell else [cell]
+        for k, part in enumerate(parts):
+            res = results[(part.strip() if len(parts) > 1 else part, region)]
+            if not res[0]:
+                if not first_reason:
+                    first_raw, first_reason = cell, res[3]
+                continue
+            if mapping.require_mobile and res[1] not in MOBILE_TYPES:
+                if not first_reason:
+                    kind = res[1].replace("_", " ")
+                    first_raw, first_reason = cell, f"not a mobile number ({kind}; require_mobile)"
+                continue
+            if len(parts) > 1:
+                notes.append(f"cell held {len(parts)} numbers; used number {k + 1}")
+            if pos > 0:
+                notes.append(f"used phone column {pos + 1}")
+            if res[2]:
+                notes.append(f"extension {res[2]} dropped")
+            return res, cell, "", notes
+    return None, first_raw, first_reason or MISSING, notes
+
+
+def _pairs(picked: list[tuple[str, ...]], nphones: int, regions: list[str | None]) -> set[Any]:
+    pairs: set[tuple[str, str | None]] = set()
+    for j in range(nphones):
+        column = [row[j] for row in picked]
+        pairs.update(zip(column, regions, strict=True))
+    for value, region in [p for p in pairs if ":::" in p[0]]:
+        pairs.update((part.strip(), region) for part in value.split(":::"))
+    return pairs
+
+
+def ingest(
+    paths: Sequence[Path],
+    mapping: Mapping,
+    *,
+    cache_dir: Path | None = None,
+    workers: int | None = None,
+) -> IngestResult:
+    """Read, normalise and deduplicate every row of every source; see the module docstring."""
+    if not paths:
+        raise InputError("no source file given", hint="name at least one CSV or Excel file")
+    opened = _open_all(paths, mapping)
+    run = _Ingest(mapping)
+    sources: list[SourceInfo] = []
+    rows_read = 0
+    for t_index, (table, plan) in enumerate(opened):
+        if plan is None:
+            sources.append(_info(table, (), 0))
+            continue
+        numbers, picked = _read_columns(table, plan)
+        if not numbers:
+            if len(opened) == 1 or table.sheet is None or mapping.sheet != "*":
+                raise InputError(
+                    f"{_where(table)}: has a header but no data rows",
+                    hint="export the sheet again with its rows",
+                )
+            sources.append(_info(table, plan.roles, 0, "no data rows"))
+            continue
+        rows_read += len(numbers)
+        sources.append(_info(table, plan.roles, len(numbers)))
+        _rows(run, t_index, table, plan, numbers, picked, cache_dir, workers)
+    contacts, duplicates = _merge(run.valid, mapping.name_policy)
+    issues = _invalid_issues(run.invalid, opened) + duplicates
+    issues.sort(key=lambda i: (i.origin.file, i.origin.sheet or "", i.origin.row))
+    return IngestResult(tuple(contacts), tuple(issues), rows_read, tuple(sources))
+
+
+def _where(table: Table) -> str:
+    return f"{table.path}[{table.sheet}]" if table.sheet else str(table.path)
+
+
+def _info(table: Table, roles: Any, rows: int, skipped: str | None = None) -> SourceInfo:
+    return SourceInfo(
+        path=str(table.path),
+        sheet=table.sheet,
+        kind=table.kind,
+        encoding=table.encoding,
+        delimiter=table.delimiter,
+        columns=table.header,
+        roles=tuple(roles),
+        rows=rows,
+        skipped=skipped or table.skipped,
+    )
+
+
+def _rows(
+    run: _Ingest,
+    t_index: int,
+    table: Table,
+    plan: ColumnPlan,
+    numbers: list[int],
+    picked: list[tuple[str, ...]],
+    cache_dir: Path | None,
+    workers: int | None,
+) -> None:
+    m = run.m
+    nph = len(plan.phones)
+    has_labels = any(p.label_index is not None for p in plan.phones)
+    n_name, n_comp, n_grp = len(plan.name), len(plan.company), len(plan.groups)
+    o_name = 2 * nph
+    o_comp = o_name + n_name
+    o_grp = o_comp + n_comp
+    o_parts = o_grp + n_grp
+    has_parts = (plan.first, plan.middle, plan.last) != (None, None, None)
+    part_mask = [plan.first is not None, plan.middle is not None, plan.last is not None]
+    has_country = plan.country is not None
+    file, sheet = str(table.path), table.sheet
+
+    region_notes: list[str] = []
+    if has_country:
+        resolved = [run.region_of(row[o_parts + 3]) for row in picked]
+        regions = [r for r, _ in resolved]
+        region_notes = [n for _, n in resolved]
+    else:
+        regions = [m.default_region] * len(picked)
+    results = normalize_values(_pairs(picked, nph, regions), cache_dir=cache_dir, workers=workers)
+    no_groups: tuple[str, ...] = run.groups_of(())
+    fallback = m.name_fallback
+    max_len = m.max_name_length
+
+    for i, row in enumerate(picked):
+        region = regions[i]
+        chosen: PhoneResult | None
+        notes: list[str]
+        if nph == 1 and not has_labels:
+            res = results[(row[0], region)]
+            if res[0] and not (m.require_mobile and res[1] not in MOBILE_TYPES) and not res[2]:
+                chosen, raw, reason, notes = res, row[0], "", []
+            else:
+                chosen, raw, reason, notes = _pick_phone([(row[0], "")], region, results, m)
+        else:
+            cells = [(row[j], row[nph + j] if has_labels else "") for j in range(nph)]
+            chosen, raw, reason, notes = _pick_phone(cells, region, results, m)
+
+        names = [clean_name(row[o_name + j]) for j in range(n_name)]
+        name = next((n for n in names if n), "")
+        parts = (
+            join_parts([row[o_parts + j] for j in range(3) if part_mask[j]]) if has_parts else ""
+        )
+        if chosen is None:
+            if region_notes and region_notes[i]:
+                reason = f"{reason} ({region_notes[i]})"
+            run.invalid.append((t_index, numbers[i], reason, raw, name or parts))
+            continue
+        if not name:
+            name = parts
+        if not name or too_short(name):
+            given = name
+            name = ""
+            for how in fallback:
+                if how == "parts":
+                    alt = parts
+                elif how == "company":
+                    alt = next(
+                        (c for c in (clean_name(row[o_comp + j]) for j in range(n_comp)) if c), ""
+                    )
+                else:
+                    alt = chosen[0]
+                if alt and not too_short(alt):
+                    name = alt
+                    what = (
+                        "first + last"
+                        if how == "parts"
+                        else ("company" if how == "company" else "phone number")
+                    )
+                    notes.append(
+                        f"name {given!r} under 4 bytes; used the {what}"
+                        if given
+                        else f"no name; used the {what}"
+                    )
+                    break
+            if not name:
+                why = f"name {given!r} too short (under 4 bytes)" if given else "missing name"
+                run.invalid.append((t_index, numbers[i], why, raw, given))
+                continue
+        if len(name) > max_len:
+            why = f"name longer than {max_len} characters ({len(name)})"
+            run.invalid.append((t_index, numbers[i], why, raw, name[:max_len]))
+            continue
+        groups = run.groups_of(row[o_grp : o_grp + n_grp]) if n_grp else no_groups
+        run.valid.append(
+            (
+                chosen[0],
+                name,
+                groups,
+                Origin(file, sheet, numbers[i]),
+                raw,
+                chosen[1],
+                chosen[2],
+                tuple(notes),
+            )
+        )
+
+
+def _merge(valid: list[_Valid], policy: str) -> tuple[list[DesiredContact], list[RowIssue]]:
+    """One contact per E.164; the name policy picks the winning row, the others become issues."""
+    by_phone: dict[str, list[int]] = {}
+    for idx, rec in enumerate(valid):
+        by_phone.setdefault(rec[0], []).append(idx)
+    contacts: list[DesiredContact] = []
+    issues: list[RowIssue] = []
+    for phone, idxs in by_phone.items():
+        if len(idxs) == 1:
+            e, name, groups, origin, raw, kind, ext, notes = valid[idxs[0]]
+            contacts.append(
+                DesiredContact(e, name, groups, origin, raw, kind, ext or None, (), notes)
+            )
+            continue
+        rows = [valid[k] for k in idxs]
+        if policy == "last":
+            win = len(rows) - 1
+        elif policy == "longest":
+            win = max(range(len(rows)), key=lambda k: (len(rows[k][1]), -k))
+        else:
+            win = 0
+        merged = tuple(dict.fromkeys(g for r in rows for g in r[2]))
+        e, name, _, origin, raw, kind, ext, notes = rows[win]
+        others = tuple(r[3] for k, r in enumerate(rows) if k != win)
+        contacts.append(
+            DesiredContact(e, name, merged, origin, raw, kind, ext or None, others, notes)
+        )
+        for k, r in enumerate(rows):
+            if k != win:
+                issues.append(
+                    RowIssue(
+                        origin=r[3],
+                        kind="duplicate",
+                        reason=f"same phone {phone} as {origin}",
+                        raw_phone=r[4],
+                        name=r[1],
+                        phone=phone,
+                        winner=origin,
+                    )
+                )
+    return contacts, issues
+
+
+def _invalid_issues(
+    invalid: list[_Invalid], opened: list[tuple[Table, ColumnPlan | None]]
+) -> list[RowIssue]:
+    """RowIssues for invalid rows, with their original cells read back from the source."""
+    by_table: dict[int, dict[int, tuple[str, str, str]]] = {}
+    for t_index, number, reason, raw, name in invalid:
+        by_table.setdefault(t_index, {})[number] = (reason, raw, name)
+    issues: list[RowIssue] = []
+    for t_index, wanted in by_table.items():
+        table = opened[t_index][0]
+        header = table.header
+        found = 0
+        for number, cells in table.rows():
+            if number not in wanted:
+                continue
+            reason, raw, name = wanted[number]
+            columns = {
+                (header[j] if j < len(header) else f"(column {j + 1})"): c
+                for j, c in enumerate(cells)
+            }
+            if len(cells) > len(header) and any(cells[len(header) :]):
+                reason += f" (row has {len(cells)} fields, header has {len(header)})"
+            issues.append(
+                RowIssue(
+                    origin=Origin(str(table.path), table.sheet, number),
+                    kind="invalid",
+                    reason=reason,
+                    raw_phone=raw,
+                    name=name,
+                    columns=columns,
+                )
+            )
+            found += 1
+            if found == len(wanted):
+                break
+    return issues
