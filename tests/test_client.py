@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+import structlog
 from structlog.testing import capture_logs
 
 from sync.errors import (
@@ -121,6 +122,15 @@ class Fake:
 
     def stats(self, endpoint: str) -> int:
         return sum(r.url.path.endswith(endpoint) for r in self.requests)
+
+
+@pytest.fixture(autouse=True)
+def _default_structlog() -> Iterator[None]:
+    """Log assertions must not depend on a configuration another test left behind."""
+    saved = structlog.get_config()
+    structlog.reset_defaults()
+    yield
+    structlog.configure(**saved)
 
 
 class Sleeps(list[float]):

@@ -17,6 +17,8 @@ request never arrived). Then:
   the client lists get/groups; if a group with that name is there, the earlier attempt worked
   (`recovered=True`) and nothing is re-sent. A duplicate is still possible if the lost request is
   applied only after that check (a very slow server): callers re-list groups afterwards anyway.
+- QuotaReached after an ambiguous failure may mean the lost attempt took the last free slot:
+  it is raised as is; only a fresh listing can tell.
 - deletes answer 200 whether or not a row was removed, so retrying them is always safe.
 
 Secrets. httpx exceptions carry the request URL (with `?secret=`): they are never chained. The
