@@ -366,7 +366,7 @@ def resolve(mapping: Mapping, header: Sequence[str]) -> ColumnPlan:
 
 def suggest_phone_column(mapping: Mapping, header: Sequence[str]) -> str | None:
     """The header closest to any phone column name, for 'no phone column' messages."""
-    keys = {header_key(h): h for h in header if h.strip()}
+    keys = {header_key(h): h for h in header if h.strip() and len(h) <= 100}
     wanted = [header_key(p).replace("*", "") for p in mapping.phone_columns]
     best: tuple[float, str] | None = None
     for k, h in keys.items():

@@ -423,6 +423,21 @@ def _merge(valid: list[_Valid], policy: str) -> tuple[list[DesiredContact], list
     return contacts, issues
 
 
+def _row_shape_hint(table: Table, cells: list[str], reason: str) -> str:
+    """Why a row may have lost its phone: a quote never closed, another delimiter, extra cells."""
+    header = table.header
+    if len(cells) > len(header) and any(cells[len(header) :]):
+        return f" (row has {len(cells)} fields, header has {len(header)})"
+    if reason != MISSING or table.delimiter is None:
+        return ""
+    if any("\n" in c for c in cells):
+        return " (a quote opened in this row is never closed?)"
+    others = [d for d in ",;\t|" if d != table.delimiter and any(d in c for c in cells)]
+    if others:
+        return f" (this row uses {others[0]!r} as delimiter, the header {table.delimiter!r})"
+    return ""
+
+
 def _invalid_issues(
     invalid: list[_Invalid], opened: list[tuple[Table, ColumnPlan | None]]
 ) -> list[RowIssue]:
@@ -443,8 +458,7 @@ def _invalid_issues(
                 (header[j] if j < len(header) else f"(column {j + 1})"): c
                 for j, c in enumerate(cells)
             }
-            if len(cells) > len(header) and any(cells[len(header) :]):
-                reason += f" (row has {len(cells)} fields, header has {len(header)})"
+            reason += _row_shape_hint(table, cells, reason)
             issues.append(
                 RowIssue(
                     origin=Origin(str(table.path), table.sheet, number),

@@ -109,6 +109,8 @@ def _invalid_reason(num: phonenumbers.PhoneNumber) -> str:
         return f"too long for {where}"
     if why == ValidationResult.INVALID_LENGTH:
         return f"wrong length for {where}"
+    if why == ValidationResult.IS_POSSIBLE_LOCAL_ONLY:
+        return f"too short for {where} (a local number without its area code?)"
     if why == ValidationResult.INVALID_COUNTRY_CODE:
         return f"unknown country code +{num.country_code}"
     return f"invalid for {where}"

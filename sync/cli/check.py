@@ -14,6 +14,7 @@ from sync.mapping import load_mapping
 from sync.normalize import IngestResult, ingest
 
 PREVIEW = 10
+PREVIEW_ISSUES = 20
 
 
 def _sources(console: Console, result: IngestResult) -> None:
@@ -63,10 +64,13 @@ def _preview(console: Console, result: IngestResult) -> None:
             "; ".join(c.notes),
         )
     console.print(table)
-    rejected = Table(title=f"Rejected and duplicate rows (first {PREVIEW})", title_justify="left")
+    shown = [*result.invalid, *result.duplicates][:PREVIEW_ISSUES]
+    rejected = Table(
+        title=f"Rejected, then duplicate rows (first {PREVIEW_ISSUES})", title_justify="left"
+    )
     for col in ("row", "kind", "phone cell", "name", "reason"):
         rejected.add_column(col)
-    for issue in result.issues[:PREVIEW]:
+    for issue in shown:
         rejected.add_row(
             str(issue.origin), issue.kind, issue.raw_phone, issue.name[:60], issue.reason
         )
@@ -75,7 +79,7 @@ def _preview(console: Console, result: IngestResult) -> None:
 
 @click.command("check")
 @click.argument("sources", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--mapping", "mapping_spec", help="Mapping file or preset (google-contacts, outlook).")
+@click.option("--mapping", "mapping_spec", help="Mapping file or preset name.")
 @click.option("--region", help="Default region for national numbers, e.g. PK.")
 @click.option("--group", "groups", multiple=True, help="Group name or id for every contact.")
 def check_command(
@@ -92,6 +96,8 @@ def check_command(
         click.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
     console = Console()
+    if not console.is_terminal:
+        console = Console(width=160)  # piped or captured: do not squeeze the tables
     _sources(console, result)
     _counts(console, result)
     _preview(console, result)

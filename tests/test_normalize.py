@@ -1,0 +1,201 @@
+"""Phone normalisation: the fast path against phonenumbers, properties, cache, pool, duplicates."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import replace
+from pathlib import Path
+
+import phonenumbers
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sync import phonecache
+from sync.mapping import load_mapping
+from sync.normalize import ingest
+from sync.phones import normalize_fast, normalize_phone, screen
+
+REGIONS = ["PK", "GB", "US", "DE", "IT", "IN", "FR", "BR", "AR", "MX", "NG", "AU", "RU", "JP", "CA"]
+
+
+def corpus(n: int, seed: int = 7) -> list[tuple[str, str | None]]:
+    """Example numbers of many regions, mutated and written in the shapes spreadsheets hold."""
+    rng = random.Random(seed)
+    kinds = [phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE]
+    out = []
+    for _ in range(n):
+        region = rng.choice(REGIONS)
+        ex = phonenumbers.example_number_for_type(region, rng.choice(kinds))
+        assert ex is not None
+        digits = list(phonenumbers.national_significant_number(ex))
+        for _ in range(rng.randrange(4)):
+            digits[rng.randrange(len(digits))] = str(rng.randrange(10))
+        nsn = "".join(digits)
+        if rng.random() < 0.15:
+            nsn = nsn[:-1]
+        cc = ex.country_code
+        forms = [
+            f"+{cc}{nsn}",
+            f"+{cc} {nsn[:3]} {nsn[3:]}",
+            f"00{cc}{nsn}",
+            f"0{nsn}",
+            nsn,
+            f"({nsn[:3]}) {nsn[3:]}",
+            f"{cc}{nsn}",
+            f"+{cc} 0{nsn}",
+            f"0{nsn[:3]}-{nsn[3:]}",
+            f"{nsn}.0",
+        ]
+        out.append((rng.choice(forms), rng.choice([region, region, rng.choice(REGIONS), None])))
+    return out
+
+
+def test_fast_path_agrees_with_phonenumbers_on_a_large_corpus() -> None:
+    pairs = corpus(40_000)
+    expected = [normalize_phone(*p) for p in pairs]
+    mismatches = [(p, e) for p, e in zip(pairs, expected, strict=True) if normalize_fast(*p) != e]
+    assert mismatches == []
+    assert sum(1 for e in expected if e[0]) > 10_000  # many valid numbers in there
+
+
+def reference(raw: str, region: str | None) -> str | None:
+    """phonenumbers alone, after the documented screen (00 → +, .0 dropped...)."""
+    text, reason = screen(raw)
+    if reason:
+        return None
+    try:
+        num = phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(num):
+        return None
+    return phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.E164)
+
+
+phone_text = st.text(alphabet="0123456789 +-()", min_size=1, max_size=18)
+
+
+@settings(max_examples=400, deadline=None)
+@given(raw=phone_text, region=st.sampled_from([*REGIONS, None]))
+def test_agrees_with_phonenumbers(raw: str, region: str | None) -> None:
+    assert (normalize_fast(raw, region)[0] or None) == reference(raw, region)
+
+
+@settings(max_examples=300, deadline=None)
+@given(region=st.sampled_from(REGIONS), index=st.integers(0, 39_999))
+def test_idempotent(region: str, index: int) -> None:
+    raw, hint = corpus(1, seed=index)[0]
+    e164 = normalize_fast(raw, hint)[0]
+    if e164:
+        assert normalize_fast(e164, region)[0] == e164
+        assert normalize_fast(e164, None)[0] == e164
+
+
+@pytest.mark.parametrize(
+    ("raw", "region", "fragment"),
+    [
+        ("", "PK", "missing phone"),
+        ("03001234567", None, "no country"),
+        ("0301 234567", "PK", "invalid for region PK"),
+        ("12", "PK", "too short"),
+        ("+999 1234567", None, "unknown country code"),
+        ("123456789012345678901", "PK", "too long"),
+        ("hello", "PK", "not a phone number"),
+        ("9.23001112233E+11", "PK", "scientific notation"),
+        ("2023-03-01", "PK", "date"),
+        ("-3001234567", "PK", "negative"),
+        ("=A1+1", "PK", "formula"),
+        ("line\nbreak 1", "PK", "several lines"),
+    ],
+)
+def test_reasons(raw: str, region: str | None, fragment: str) -> None:
+    e164, _, _, reason = normalize_fast(raw, region)
+    assert not e164
+    assert fragment in reason
+
+
+def test_extension_and_type() -> None:
+    assert normalize_fast("0301 2345678 ext. 12", "PK") == ("+923012345678", "mobile", "12", "")
+    assert normalize_fast("+44 20 7946 0958", None)[1] == "fixed_line"
+
+
+def write(tmp: Path, name: str, text: str) -> Path:
+    path = tmp / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_duplicates_across_files_and_name_policy(tmp_path: Path) -> None:
+    a = write(tmp_path, "a.csv", "Name,Phone,Groups\nAli Khan,0300 1234567,VIP\n")
+    b = write(tmp_path, "b.csv", "Name,Phone,Groups\nAli Khan Sahib,+923001234567,Lahore; VIP\n")
+    m = load_mapping(region="PK", groups=["Imported"])
+    first = ingest([a, b], m)
+    assert first.rows_read == len(first.contacts) + len(first.issues) == 2
+    (c,) = first.contacts
+    assert (c.name, c.groups) == ("Ali Khan", ("VIP", "Imported", "Lahore"))
+    (dup,) = first.issues
+    assert dup.kind == "duplicate"
+    assert dup.winner == c.origin
+    assert str(c.origin) in dup.reason
+    assert ingest([a, b], replace(m, name_policy="last")).contacts[0].name == "Ali Khan Sahib"
+    assert ingest([a, b], replace(m, name_policy="longest")).contacts[0].name == "Ali Khan Sahib"
+
+
+def test_require_mobile_and_short_name_rejection(tmp_path: Path) -> None:
+    src = write(tmp_path, "a.csv", "Name,Phone\nImran Khan,042 35761234\nAl,0300 1234567\n")
+    m = replace(load_mapping(region="PK"), require_mobile=True, name_fallback=())
+    result = ingest([src], m)
+    reasons = {i.origin.row: i.reason for i in result.issues}
+    assert "not a mobile number (fixed line" in reasons[2]
+    assert "too short (under 4 bytes)" in reasons[3]
+
+
+def test_per_row_country(tmp_path: Path) -> None:
+    src = write(
+        tmp_path,
+        "a.csv",
+        "Name,Phone,Country\nZoe Muller,0151 23456789,DE\nJean Dupont,06 12 34 56 78,France\n"
+        "Anna Svensson,070-123 45 67,+46\nNobody Here,070-123 45 67,Narnia\n",
+    )
+    result = ingest([src], load_mapping(region="PK"))
+    assert [c.phone for c in result.contacts] == ["+4915123456789", "+33612345678", "+46701234567"]
+    assert "unknown country 'Narnia'" in result.issues[0].reason
+
+
+def test_cache_is_reused_and_invalidated_by_version(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = write(tmp_path, "a.csv", "Name,Phone\nAli Khan,0300 1234567\nBob Stone,junk\n")
+    cache = tmp_path / "cache"
+    ingest([src], load_mapping(region="PK"), cache_dir=cache)
+    stored = phonecache.load_cache(cache)
+    assert stored["PK\x1f0300 1234567"][0] == "+923001234567"
+
+    calls: list[int] = []
+    real = phonecache.normalize_many
+    monkeypatch.setattr(
+        phonecache, "normalize_many", lambda todo: calls.append(len(todo)) or real(todo)
+    )
+    again = ingest([src], load_mapping(region="PK"), cache_dir=cache)
+    assert calls == [] and len(again.contacts) == 1
+
+    monkeypatch.setattr(phonecache.phonenumbers, "__version__", "0.0.0-test")
+    ingest([src], load_mapping(region="PK"), cache_dir=cache)
+    assert calls == [2]
+    assert [p.name for p in cache.glob("phones-*")] == [phonecache.cache_file(cache).name]
+
+
+def test_damaged_cache_is_ignored(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    phonecache.cache_file(cache).write_bytes(b"not marshal")
+    src = write(tmp_path, "a.csv", "Name,Phone\nAli Khan,0300 1234567\n")
+    assert len(ingest([src], load_mapping(region="PK"), cache_dir=cache).contacts) == 1
+
+
+def test_process_pool_gives_the_same_answers(monkeypatch: pytest.MonkeyPatch) -> None:
+    pairs = corpus(3_000, seed=3)
+    monkeypatch.setattr(phonecache, "POOL_THRESHOLD", 100)
+    pooled = phonecache.normalize_values(pairs, workers=2)
+    assert all(pooled[p] == normalize_fast(*p) for p in pairs)
