@@ -500,7 +500,7 @@ def test_latency_and_jitter(app: EmulatorApp) -> None:
     app.set_faults(Faults(latency_ms=60, jitter_ms=20))
     started = time.perf_counter()
     call(app, "get/groups")
-    assert 0.06 <= time.perf_counter() - started < 1
+    assert time.perf_counter() - started >= 0.06  # a floor only: speed lives in `make bench`
 
 
 def test_the_seed_makes_chaos_reproducible() -> None:
@@ -539,29 +539,25 @@ def test_over_loopback_drop_is_a_transport_error_and_429_a_response(
         }
 
 
-# -- size ---------------------------------------------------------------------------------------
+# -- size (speed is measured in `make bench`, never in tests) ---------------------------------
 
 
-def test_listing_100k_contacts_in_one_call_is_fast(store: Store, app: EmulatorApp) -> None:
+def test_listing_100k_contacts_in_one_call(store: Store, app: EmulatorApp) -> None:
     for i in range(100_000):
         store.add_contact(f"+9230{i:08d}", f"Name {i}", [1])
-    timings = []
-    for _ in range(2):  # the best of two, so that one GC pause does not fail the test
-        started = time.perf_counter()
-        data = call(app, "get/contacts", limit=100_000)["data"]
-        timings.append(time.perf_counter() - started)
-    assert min(timings) < 1.0
+    data = call(app, "get/contacts", limit=100_000)["data"]
     assert (len(data), data[0]["id"], data[-1]["id"]) == (100_000, 100_000, 1)
 
 
-def test_creating_1000_contacts_is_linear(store: Store) -> None:
+def test_creating_1000_contacts_keeps_every_one(store: Store) -> None:
     store.add_group("Friends")
-    started = time.perf_counter()
     for i in range(1000):
         params = {"secret": store.secret, "name": f"Name {i}", "phone": f"+9230012{i:05d}"}
         assert dispatch(store, "create/contact", {**params, "groups": "1"}).status == 200
-    assert time.perf_counter() - started < 1.0
     assert len(store.contacts()) == 1000
+    assert dispatch(store, "create/contact", {**params, "groups": "1"}).message.startswith(
+        "Phone number already exist"
+    )
 
 
 # -- the command ------------------------------------------------------------------------------
