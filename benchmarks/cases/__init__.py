@@ -1,0 +1,1 @@
+"""One module per group of targets; each case is `fn(ctx) -> list[Row]`."""
