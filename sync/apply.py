@@ -53,6 +53,7 @@ class Outcome:
     attempts: int = 0
     reason: str = ""
     group_ids: tuple[int, ...] = ()
+    remote_id: int | None = None  # the id the verification listing shows (creates get one)
 
 
 @dataclass(slots=True)
@@ -78,8 +79,13 @@ def _attempts_of(exc: BaseException) -> int:
 
 
 class _Runner:
-    def __init__(self, client: Writer, total: int, progress: Progress | None) -> None:
+    def __init__(
+        self, client: Writer, total: int, progress: Progress | None, concurrency: int
+    ) -> None:
         self.client = client
+        # Bounded here too (not only in the client) so that a create decides whether to go
+        # ahead only when it is about to be sent: a quota error then stops every later one.
+        self.slots = asyncio.Semaphore(concurrency)
         self.total = total
         self.done = 0
         self.progress = progress
@@ -97,6 +103,11 @@ class _Runner:
 
     async def delete(self, out: Outcome) -> None:
         assert out.entry.remote_id is not None
+        async with self.slots:
+            await self._delete(out)
+
+    async def _delete(self, out: Outcome) -> None:
+        assert out.entry.remote_id is not None
         try:
             res = await self.client.delete_contact(out.entry.remote_id)
             out.status, out.attempts = "done", res.attempts
@@ -106,6 +117,10 @@ class _Runner:
         self._tick()
 
     async def create(self, out: Outcome, *, after_delete: bool = False) -> None:
+        async with self.slots:
+            await self._create(out, after_delete=after_delete)
+
+    async def _create(self, out: Outcome, *, after_delete: bool) -> None:
         if self.quota_reached:
             out.reason = "not attempted: the account's contact quota is full"
             if after_delete:
@@ -137,7 +152,8 @@ class _Runner:
     async def replace(self, out: Outcome) -> None:
         assert out.entry.remote_id is not None
         try:
-            res = await self.client.delete_contact(out.entry.remote_id)
+            async with self.slots:
+                res = await self.client.delete_contact(out.entry.remote_id)
             out.attempts = res.attempts
         except Exception as exc:
             out.status, out.attempts = "failed", _attempts_of(exc)
@@ -170,7 +186,7 @@ async def _ensure_groups(client: Writer, plan: Plan, result: ApplyResult) -> Gro
 
 
 async def apply_plan(
-    plan: Plan, client: Writer, *, progress: Progress | None = None
+    plan: Plan, client: Writer, *, progress: Progress | None = None, concurrency: int = 16
 ) -> ApplyResult:
     """Execute every write of the plan; never raises for a single failed write."""
     started = time.monotonic()
@@ -179,7 +195,7 @@ async def apply_plan(
     index = await _ensure_groups(client, plan, result) if plan.group_creates else None
     if index is None:
         index = GroupIndex.build(await client.list_groups()) if writes else GroupIndex.build([])
-    runner = _Runner(client, len(writes), progress)
+    runner = _Runner(client, len(writes), progress, concurrency)
 
     by_action: dict[str, list[Outcome]] = {"delete": [], "replace": [], "create": []}
     for out in result.outcomes:

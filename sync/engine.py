@@ -90,6 +90,7 @@ class _Run:
     applied: ApplyResult | None = None
     verified: VerifyResult | None = None
     refused: str | None = None
+    region: str | None = None  # the mapping's default region, to read non-E.164 remote phones
 
     def timed(self, stage: str, t0: float) -> None:
         self.timings[stage] = round(time.monotonic() - t0, 3)
@@ -139,6 +140,7 @@ def _run(
         if saved is None:
             t0 = time.monotonic()
             mapping = load_mapping(settings.mapping, region=settings.region, groups=settings.groups)
+            run.region = mapping.default_region
             run.ingested = ingest(
                 list(settings.sources), mapping, cache_dir=settings.home / "cache"
             )
@@ -244,7 +246,7 @@ async def _remote_stages(
                 scope_groups=s.scope_groups,
                 replace_changed=s.replace_changed,
                 fallback_group=s.fallback_group,
-                region=s.region,
+                region=run.region,
             )
             invalid = sum(1 for i in ing.issues if i.kind == "invalid")
             run.plan.counts.update(rows_read=ing.rows_read, valid=len(ing.contacts))
@@ -261,7 +263,9 @@ async def _remote_stages(
             return
         _write_plan(run)  # the exact plan being executed sits beside its report
         t0 = time.monotonic()
-        run.applied = await apply_plan(run.plan, client, progress=progress)
+        run.applied = await apply_plan(
+            run.plan, client, progress=progress, concurrency=s.concurrency
+        )
         run.timed("apply", t0)
         t0 = time.monotonic()
         try:
@@ -313,7 +317,7 @@ def _records(run: _Run) -> Iterator[Record]:
                 action=e.action,
                 outcome=_outcome_text(e, out, run.command),
                 reason=(out.reason if out and out.reason else e.reason),
-                remote_id=e.remote_id,
+                remote_id=out.remote_id if out and out.remote_id else e.remote_id,
                 attempts=out.attempts if out else 0,
             )
     if run.ingested is not None:
@@ -404,7 +408,7 @@ _SUMMARY_LABELS = [
 
 
 def summary_rows(summary: dict[str, Any]) -> list[tuple[str, object]]:
-    return [(label, summary[key]) for key, label in _SUMMARY_LABELS if key in summary]
+    return [(label, summary[k]) for k, label in _SUMMARY_LABELS if summary.get(k) is not None]
 
 
 def _write_reports(run: _Run) -> tuple[Path, dict[str, Any]]:

@@ -50,20 +50,32 @@ class GroupIndex:
         return ids[0] if ids else None
 
 
-def missing_groups(tokens: Iterable[str], index: GroupIndex) -> tuple[str, ...]:
-    """Group names that no remote group holds, in first-seen order; validated for creation."""
-    missing: dict[str, None] = {}
-    for token in tokens:
-        if index.lookup(token) is None:
-            missing.setdefault(token.strip(), None)
-    for name in missing:
+def missing_groups(uses: Iterable[tuple[str, object]], index: GroupIndex) -> tuple[str, ...]:
+    """Group names no remote group holds, in first-seen order, checked for creation.
+
+    `uses` pairs each token with where it was used (a row's origin), for the error message.
+    """
+    missing: dict[str, list[object]] = {}
+    for token, where in uses:
+        name = token.strip()
+        if name in missing:
+            missing[name].append(where)
+        elif index.lookup(name) is None:
+            missing[name] = [where]
+    for name, places in missing.items():
         if len(name) < MIN_GROUP_NAME:
-            hint = (
-                f"no group has id {name}; use the id of an existing group"
-                if name.isdigit()
-                else "use a name of at least 4 characters, or the id of an existing group"
+            used = f"used by {len(places)} row(s), first at {places[0]}"
+            if name.isdigit():
+                raise ConfigError(
+                    f"group id {name} does not exist ({used})",
+                    hint="use the id or name of an existing group",
+                )
+            raise ConfigError(
+                f"group {name!r} does not exist and cannot be created: WaSMS group names need "
+                f"at least {MIN_GROUP_NAME} characters ({used})",
+                hint="rename it in the source (e.g. 'VIP' → 'VIP Customers'), or create a group "
+                "in WaSMS and use its id",
             )
-            raise ConfigError(f"group {name!r} does not exist; too short to create", hint=hint)
     return tuple(missing)
 
 

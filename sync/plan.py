@@ -160,7 +160,7 @@ def make_plan(
     def tokens(d: DesiredContact) -> tuple[str, ...]:
         return d.groups or (fallback_group,)
 
-    group_creates = missing_groups((t for d in desired for t in tokens(d)), index)
+    group_creates = missing_groups(((t, d.origin) for d in desired for t in tokens(d)), index)
     entries: list[Entry] = []
     wanted: set[str] = set()
     for d in desired:

@@ -56,7 +56,9 @@ def verify(result: ApplyResult, listing: Sequence[RemoteContact]) -> VerifyResul
         if not out.group_ids:  # never attempted (a group could not be created)
             continue
         report.checked += 1
-        problem = _create_problem(out, by_phone.get(out.entry.phone))
+        found = by_phone.get(out.entry.phone)
+        out.remote_id = found.id if found else None
+        problem = _create_problem(out, found)
         if out.status == "failed" and problem is None:
             out.status, out.reason = "recovered", "the answer was lost; the listing shows it stored"
         elif out.status in ("done", "recovered") and problem:

@@ -1,0 +1,85 @@
+"""End-to-end helpers: an emulator on a loopback port and the real command line against it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+from sync.cli import cli
+from sync.emulator import EmulatorApp, Store, create_app, run_in_thread
+
+SECRET = "e2e-Secret-9f8e7d6c5b4a"  # distinctive, so a leak is easy to find
+
+
+@dataclass
+class Remote:
+    app: EmulatorApp
+    base_url: str
+    tmp: Path
+    outputs: list[str] = field(default_factory=list)  # everything printed, for the leak check
+
+    @property
+    def store(self) -> Store:
+        return self.app.store
+
+    def env(self, **extra: str | None) -> dict[str, str | None]:
+        """The run's environment; a variable given as None is unset."""
+        return {
+            "WASMS_SECRET": SECRET,
+            "WASMS_BASE_URL": self.base_url,
+            "CONTACT_SYNC_HOME": str(self.tmp / "home"),
+            **extra,
+        }
+
+    def run(self, *args: str, env: dict[str, str | None] | None = None) -> Result:
+        """`contact-sync ARGS` in-process (click's runner), JSON logs on stderr."""
+        result = CliRunner().invoke(cli, list(args), env=env or self.env(), catch_exceptions=False)
+        self.outputs += [result.stdout, result.stderr]
+        return result
+
+    def spawn(self, *args: str, env: dict[str, str | None] | None = None) -> subprocess.Popen[str]:
+        """`python -m sync ARGS` as a separate process, as cron would run it."""
+        merged = {**os.environ, **(env or self.env())}
+        return subprocess.Popen(
+            [sys.executable, "-m", "sync", *args],
+            env={k: v for k, v in merged.items() if v is not None},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def phones(self) -> dict[str, dict[str, Any]]:
+        return {c["phone"]: c for c in self.store.contacts()}
+
+    def csv(self, name: str, text: str) -> Path:
+        path = self.tmp / name
+        path.write_text(text, encoding="utf-8")
+        return path
+
+
+def report(path: Path) -> dict[str, Any]:
+    return json.loads((path / "report.json").read_text(encoding="utf-8"))
+
+
+def records(path: Path) -> dict[str, dict[str, Any]]:
+    """report.json records keyed by E.164 phone (invalid rows by raw phone)."""
+    out: dict[str, dict[str, Any]] = {}
+    for r in report(path)["records"]:
+        out.setdefault(r["phone"] or r["raw_phone"], r)
+    return out
+
+
+@pytest.fixture
+def remote(tmp_path: Path) -> Iterator[Remote]:
+    app = create_app(Store(country="PK", secret=SECRET))
+    with run_in_thread(app) as base_url:
+        yield Remote(app, base_url, tmp_path)

@@ -1,0 +1,339 @@
+"""The plan/apply contract end to end: the real command line over loopback against the emulator.
+
+Each outcome, each guard, each exit code, the saved-plan path and idempotency.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.e2e import SECRET, Remote, records, remote, report
+
+__all__ = ["remote"]
+
+SOURCE = """\
+Name,Phone,Tags
+Ayesha Siddiqui,0301-2345678,
+Bilal Ahmed (new),0321 4567890,
+Hamza Qureshi,(0300) 765 4321,
+Hina Baig,0333 5556677,
+Sara Javed,call me after 5,
+Hamza Q.,+92 300 7654321,
+"""
+
+
+def seed(r: Remote) -> None:
+    customers = r.store.add_group("Customers")
+    staff = r.store.add_group("Staff")
+    r.store.add_contact("+923012345678", "Ayesha Siddiqui", [customers])  # unchanged
+    r.store.add_contact("+923214567890", "Bilal Ahmed", [customers])  # drift (name)
+    r.store.add_contact("+923009999999", "Gone Away", [customers])  # mirror delete, in scope
+    r.store.add_contact("+923008888888", "Staff Member", [staff])  # out of scope: kept
+    for i in range(6):  # keeps the in-scope deletes under the default 10%... with --max-delete
+        r.store.add_contact(f"+92300100000{i}", f"Other Customer {i}", [customers])
+    r.store.add_optout("+923335556677")  # Hina opted out
+
+
+def test_every_outcome_then_nothing_left_to_do(remote: Remote) -> None:
+    seed(remote)
+    src = remote.csv(
+        "crm.csv",
+        SOURCE
+        + "Other Customer 0,0300 1000000,\n"
+        + "".join(f"Other Customer {i},0300 100000{i},\n" for i in range(1, 6)),
+    )
+    common = [
+        "--region",
+        "PK",
+        "--group",
+        "Customers",
+        "--mode",
+        "mirror",
+        "--scope-group",
+        "Customers",
+        "--max-delete",
+        "1",
+    ]
+    plan_dir = remote.tmp / "plan"
+    res = remote.run("plan", str(src), *common, "--report-dir", str(plan_dir))
+    assert res.exit_code == 0, res.stderr
+    assert remote.store.stats.writes() == 0, "plan sends no write"
+    recs = records(plan_dir)
+    assert {
+        p: recs[p]["action"]
+        for p in (
+            "+923012345678",
+            "+923214567890",
+            "+923007654321",
+            "+923335556677",
+            "+923009999999",
+            "+923008888888",
+            "call me after 5",
+        )
+    } == {
+        "+923012345678": "unchanged",
+        "+923214567890": "drift",
+        "+923007654321": "create",
+        "+923335556677": "skip_optout",
+        "+923009999999": "delete",
+        "+923008888888": "keep",
+        "call me after 5": "invalid",
+    }
+    dup = [r for r in report(plan_dir)["records"] if r["action"] == "duplicate"]
+    assert len(dup) == 1 and "crm.csv:4" in dup[0]["reason"]
+    assert (plan_dir / "plan.json").exists()
+
+    apply_dir = remote.tmp / "apply"
+    res = remote.run("apply", str(src), *common, "--report-dir", str(apply_dir))
+    assert res.exit_code == 0, res.stderr
+    summary = report(apply_dir)["summary"]
+    assert (summary["created"], summary["deleted"], summary["verified"]) == (1, 1, True)
+    assert summary["rows_read"] == 12 and summary["invalid"] == 1 and summary["duplicates"] == 1
+    phones = remote.phones()
+    assert "+923007654321" in phones and phones["+923007654321"]["name"] == "Hamza Qureshi"
+    assert "+923009999999" not in phones, "the in-scope remote-only contact is deleted"
+    assert "+923008888888" in phones, "the out-of-scope contact is kept"
+    assert "+923335556677" not in phones, "the opted-out phone is never re-created"
+    assert phones["+923214567890"]["name"] == "Bilal Ahmed", "drift is left alone"
+    created = records(apply_dir)["+923007654321"]
+    assert created["outcome"] == "done" and created["remote_id"] == phones["+923007654321"]["id"]
+    assert "report:" in res.stdout
+
+    remote.store.stats.reset()
+    res = remote.run("apply", str(src), *common, "--report-dir", str(remote.tmp / "again"))
+    assert res.exit_code == 0
+    assert remote.store.stats.writes() == 0, "a second run over unchanged input writes nothing"
+    again = report(remote.tmp / "again")["summary"]
+    assert (again["to_create"], again["to_delete"], again["created"]) == (0, 0, 0)
+
+
+def test_replace_changed_keeps_the_old_values_in_the_report(remote: Remote) -> None:
+    seed(remote)
+    src = remote.csv("crm.csv", "Name,Phone\nBilal Ahmed (new),0321 4567890\n")
+    out = remote.tmp / "r"
+    res = remote.run(
+        "apply",
+        str(src),
+        "--region",
+        "PK",
+        "--group",
+        "Customers",
+        "--replace-changed",
+        "--max-delete",
+        "1",
+        "--report-dir",
+        str(out),
+    )
+    assert res.exit_code == 0, res.stderr
+    assert remote.phones()["+923214567890"]["name"] == "Bilal Ahmed (new)"
+    rec = records(out)["+923214567890"]
+    assert (rec["action"], rec["outcome"]) == ("replace", "done")
+    assert "'Bilal Ahmed' → 'Bilal Ahmed (new)'" in rec["reason"]
+
+
+def test_html_names_round_trip_without_false_drift(remote: Remote) -> None:
+    src = remote.csv("c.csv", 'Name,Phone\n"Tom & Jerry <Ltd> \'s",0301 2345678\n')
+    assert remote.run("apply", str(src), "--region", "PK").exit_code == 0
+    assert remote.phones()["+923012345678"]["name"].startswith("Tom &amp; Jerry &lt;Ltd&gt;")
+    remote.store.stats.reset()
+    res = remote.run("apply", str(src), "--region", "PK", "--report-dir", str(remote.tmp / "b"))
+    assert res.exit_code == 0 and remote.store.stats.writes() == 0
+    assert report(remote.tmp / "b")["summary"]["unchanged"] == 1
+
+
+# -- guards (exit 3, nothing sent) -------------------------------------------------------------
+
+
+def test_max_delete_refuses_the_whole_run(remote: Remote) -> None:
+    seed(remote)
+    src = remote.csv("c.csv", "Name,Phone\nAyesha Siddiqui,0301-2345678\n")
+    out = remote.tmp / "r"
+    res = remote.run(
+        "apply",
+        str(src),
+        "--region",
+        "PK",
+        "--group",
+        "Customers",
+        "--mode",
+        "mirror",
+        "--report-dir",
+        str(out),
+    )
+    assert res.exit_code == 3
+    assert "above --max-delete 10%" in res.stderr and "hint:" in res.stderr
+    assert remote.store.stats.writes() == 0
+    assert len(remote.store.contacts()) == 10
+    assert "refused" in report(out)["summary"], "the refused plan is still reported"
+
+
+def test_mirror_with_no_valid_rows_refuses(remote: Remote) -> None:
+    seed(remote)
+    src = remote.csv("c.csv", "Name,Phone\nNobody,not a phone\nNo One,12\n")
+    res = remote.run(
+        "apply",
+        str(src),
+        "--region",
+        "PK",
+        "--mode",
+        "mirror",
+        "--max-invalid",
+        "100%",
+        "--max-delete",
+        "100%",
+    )
+    assert res.exit_code == 3 and "no valid rows" in res.stderr
+    assert remote.store.stats.writes() == 0
+
+
+def test_max_invalid_refuses(remote: Remote) -> None:
+    src = remote.csv("c.csv", "Name,Phone\nAyesha,0301-2345678\nNobody,nope\nNo One,12\n")
+    res = remote.run("apply", str(src), "--region", "PK")
+    assert res.exit_code == 3 and "2 of 3 rows are invalid" in res.stderr
+    assert remote.store.stats.writes() == 0
+
+
+def test_a_held_lock_refuses_a_second_run(remote: Remote) -> None:
+    from sync.lock import account_lock, lock_path
+
+    src = remote.csv("c.csv", "Name,Phone\nAyesha Siddiqui,0301-2345678\n")
+    path = lock_path(remote.tmp / "home", remote.base_url, SECRET)
+    with account_lock(path, run_id="other"):
+        res = remote.run("apply", str(src), "--region", "PK")
+    assert res.exit_code == 3 and "another run holds the lock" in res.stderr
+    assert remote.store.stats.writes() == 0
+
+
+# -- saved plans ---------------------------------------------------------------------------------
+
+
+def test_saved_plan_is_executed_exactly_and_refused_when_stale(remote: Remote) -> None:
+    seed(remote)
+    src = remote.csv("c.csv", "Name,Phone\nNew Person,0345 6789012\n")
+    out = remote.tmp / "p"
+    assert remote.run("plan", str(src), "--region", "PK", "--report-dir", str(out)).exit_code == 0
+    plan_file = out / "plan.json"
+    assert SECRET not in plan_file.read_text(encoding="utf-8")
+    stale = remote.tmp / "stale.json"
+    stale.write_bytes(plan_file.read_bytes())
+    res = remote.run("apply", "--plan", str(plan_file), "--report-dir", str(remote.tmp / "a"))
+    assert res.exit_code == 0, res.stderr
+    assert "+923456789012" in remote.phones()
+    # the remote has changed since `stale` was planned (the create above): refuse
+    res = remote.run("apply", "--plan", str(stale))
+    assert res.exit_code == 3 and "changed since this plan was made" in res.stderr
+
+
+def test_saved_plan_for_another_account_is_refused(remote: Remote) -> None:
+    src = remote.csv("c.csv", "Name,Phone\nNew Person,0345 6789012\n")
+    out = remote.tmp / "p"
+    assert remote.run("plan", str(src), "--region", "PK", "--report-dir", str(out)).exit_code == 0
+    other = remote.store.add_key("another-key-123456")
+    res = remote.run("apply", "--plan", str(out / "plan.json"), env=remote.env(WASMS_SECRET=other))
+    assert res.exit_code == 2 and "another account" in res.stderr
+
+
+# -- exit codes 2 and 4 ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["plan", "missing.csv"], "missing.csv"),
+        (["plan", "{src}", "--max-delete", "lots"], "--max-delete: 'lots'"),
+        (["plan", "{src}", "--region", "XX"], "XX"),
+        (["plan"], "no SOURCE"),
+        (["apply", "{src}", "--plan", "p.json"], "either SOURCE files or --plan"),
+        (["plan", "{src}", "--mode", "add", "--scope-group", "Customers"], "--scope-group"),
+    ],
+)
+def test_usage_and_input_errors_exit_2(remote: Remote, args: list[str], message: str) -> None:
+    src = remote.csv("c.csv", "Name,Phone\nAyesha Siddiqui,0301-2345678\n")
+    res = remote.run(*[a.replace("{src}", str(src)) for a in args])
+    assert res.exit_code == 2, res.stderr
+    assert message in res.stderr
+    assert "Traceback" not in res.stderr + res.stdout
+    assert remote.store.stats.writes() == 0
+
+
+def test_missing_secret_exits_2(remote: Remote) -> None:
+    src = remote.csv("c.csv", "Name,Phone\nAyesha Siddiqui,0301-2345678\n")
+    res = remote.run("plan", str(src), env=remote.env(WASMS_SECRET=None))
+    assert res.exit_code == 2 and "WASMS_SECRET" in res.stderr
+
+
+def test_secret_file_is_read(remote: Remote) -> None:
+    secret_file = remote.tmp / "secret"
+    secret_file.write_text(SECRET + "\n", encoding="utf-8")
+    src = remote.csv("c.csv", "Name,Phone\nAyesha Siddiqui,0301-2345678\n")
+    env = remote.env(WASMS_SECRET=None, WASMS_SECRET_FILE=str(secret_file))
+    res = remote.run("apply", str(src), "--region", "PK", env=env)
+    assert res.exit_code == 0, res.stderr
+
+
+def test_wrong_secret_exits_4_before_any_write(remote: Remote) -> None:
+    src = remote.csv("c.csv", "Name,Phone\nAyesha Siddiqui,0301-2345678\n")
+    res = remote.run("apply", str(src), "--region", "PK", env=remote.env(WASMS_SECRET="wrong1"))
+    assert res.exit_code == 4 and "secret" in res.stderr.lower()
+    assert remote.store.stats.writes() == 0
+
+
+def test_missing_permission_is_named(remote: Remote) -> None:
+    key = remote.store.add_key(
+        "read-only-key-1", ["get_contacts", "get_groups", "get_unsubscribed"]
+    )
+    src = remote.csv("c.csv", "Name,Phone\nAyesha Siddiqui,0301-2345678\n")
+    res = remote.run("plan", str(src), "--region", "PK", env=remote.env(WASMS_SECRET=key))
+    assert res.exit_code == 0, "planning needs only the read permissions"
+    key = remote.store.add_key("no-list-key-1", ["create_contact", "get_groups"])
+    res = remote.run("apply", str(src), "--region", "PK", env=remote.env(WASMS_SECRET=key))
+    assert res.exit_code == 4 and "get_contacts" in res.stderr
+    assert remote.store.stats.writes() == 0
+
+
+def test_quota_stops_creates_and_exits_1(remote: Remote) -> None:
+    remote.store.account.quota = 2
+    rows = "".join(f"Person Number {i},0300 20000{i:02d}\n" for i in range(6))
+    src = remote.csv("c.csv", "Name,Phone\n" + rows)
+    out = remote.tmp / "r"
+    res = remote.run(
+        "apply", str(src), "--region", "PK", "--concurrency", "1", "--report-dir", str(out)
+    )
+    assert res.exit_code == 1
+    summary = report(out)["summary"]
+    assert summary["quota_reached"] is True and summary["created"] == 2
+    assert summary["failed"] + summary["not_attempted"] == 4
+    assert summary["verified"] is False
+    assert len(remote.store.contacts()) == 2
+    reasons = {r["outcome"]: r["reason"] for r in report(out)["records"]}
+    assert "quota" in reasons["not_attempted"]
+
+
+def test_json_logs_carry_a_run_id_and_no_secret(remote: Remote) -> None:
+    src = remote.csv("c.csv", "Name,Phone\nAyesha Siddiqui,0301-2345678\n")
+    res = remote.run("apply", str(src), "--region", "PK", "--log-format", "json", "-v")
+    lines = [json.loads(line) for line in res.stderr.splitlines() if line.startswith("{")]
+    assert lines and len({line["run_id"] for line in lines}) == 1
+    assert SECRET not in res.stderr + res.stdout
+
+
+def test_library_api_returns_a_result(remote: Remote, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sync
+    from sync.settings import Secret, Settings
+
+    src = remote.csv("c.csv", "Name,Phone\nAyesha Siddiqui,0301-2345678\n")
+    settings = Settings(
+        sources=(src,),
+        region="PK",
+        base_url=remote.base_url,
+        secret=Secret(SECRET),
+        home=remote.tmp / "home",
+        report_dir=remote.tmp / "lib",
+    )
+    result = sync.apply(settings)
+    assert result.exit_code == 0 and result.summary["created"] == 1
+    assert Path(result.files["report.json"]).exists()
+    assert json.loads(json.dumps(result.asdict()))["summary"]["verified"] is True
