@@ -18,6 +18,8 @@ def clean_name(value: str) -> str:
     """Trimmed, inner whitespace collapsed, control characters removed."""
     if not value:
         return ""
+    if value.isprintable() and "  " not in value and value[0] != " " and value[-1] != " ":
+        return value  # the common case, already clean
     return " ".join(value.translate(_CONTROLS).split())
 
 

@@ -16,6 +16,7 @@ Every non-blank data row ends up in exactly one place:
 
 from __future__ import annotations
 
+import gc
 import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -49,7 +50,7 @@ class SourceInfo:
 @dataclass(frozen=True, slots=True)
 class IngestResult:
     contacts: tuple[DesiredContact, ...]  # one per E.164, groups merged
-    issues: tuple[RowIssue, ...]  # every invalid row and every duplicate row
+    issues: tuple[RowIssue, ...]  # invalid rows (in file order), then duplicate rows
     rows_read: int  # non-blank data rows over all files and sheets
     sources: tuple[SourceInfo, ...]
 
@@ -228,6 +229,21 @@ def ingest(
     if not paths:
         raise InputError("no source file given", hint="name at least one CSV or Excel file")
     opened = _open_all(paths, mapping)
+    collecting = gc.isenabled()
+    gc.disable()  # millions of small tuples, no cycles: the collector would rescan them all
+    try:
+        return _ingest(opened, mapping, cache_dir, workers)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _ingest(
+    opened: list[tuple[Table, ColumnPlan | None]],
+    mapping: Mapping,
+    cache_dir: Path | None,
+    workers: int | None,
+) -> IngestResult:
     run = _Ingest(mapping)
     sources: list[SourceInfo] = []
     rows_read = 0
@@ -247,9 +263,9 @@ def ingest(
         rows_read += len(numbers)
         sources.append(_info(table, plan.roles, len(numbers)))
         _rows(run, t_index, table, plan, numbers, picked, cache_dir, workers)
+        del numbers, picked
     contacts, duplicates = _merge(run.valid, mapping.name_policy)
     issues = _invalid_issues(run.invalid, opened) + duplicates
-    issues.sort(key=lambda i: (i.origin.file, i.origin.sheet or "", i.origin.row))
     return IngestResult(tuple(contacts), tuple(issues), rows_read, tuple(sources))
 
 
@@ -320,8 +336,10 @@ def _rows(
             cells = [(row[j], row[nph + j] if has_labels else "") for j in range(nph)]
             chosen, raw, reason, notes = _pick_phone(cells, region, results, m)
 
-        names = [clean_name(row[o_name + j]) for j in range(n_name)]
-        name = next((n for n in names if n), "")
+        if n_name == 1:
+            name = clean_name(row[o_name])
+        else:
+            name = next((n for n in (clean_name(row[o_name + j]) for j in range(n_name)) if n), "")
         parts = (
             join_parts([row[o_parts + j] for j in range(3) if part_mask[j]]) if has_parts else ""
         )
@@ -365,7 +383,10 @@ def _rows(
             why = f"name longer than {max_len} characters ({len(name)})"
             run.invalid.append((t_index, numbers[i], why, raw, name[:max_len]))
             continue
-        groups = run.groups_of(row[o_grp : o_grp + n_grp]) if n_grp else no_groups
+        if n_grp == 1:
+            groups = run.group_cache.get(row[o_grp]) or run.groups_of((row[o_grp],))
+        else:
+            groups = run.groups_of(row[o_grp : o_grp + n_grp]) if n_grp else no_groups
         run.valid.append(
             (
                 chosen[0],
@@ -382,17 +403,22 @@ def _rows(
 
 def _merge(valid: list[_Valid], policy: str) -> tuple[list[DesiredContact], list[RowIssue]]:
     """One contact per E.164; the name policy picks the winning row, the others become issues."""
-    by_phone: dict[str, list[int]] = {}
+    first: dict[str, int] = {}
+    dups: dict[str, list[int]] = {}
     for idx, rec in enumerate(valid):
-        by_phone.setdefault(rec[0], []).append(idx)
+        seen = first.setdefault(rec[0], idx)
+        if seen != idx:
+            dups.setdefault(rec[0], [seen]).append(idx)
     contacts: list[DesiredContact] = []
     issues: list[RowIssue] = []
-    for phone, idxs in by_phone.items():
-        if len(idxs) == 1:
-            e, name, groups, origin, raw, kind, ext, notes = valid[idxs[0]]
+    for idx, (e, name, groups, origin, raw, kind, ext, notes) in enumerate(valid):
+        if e not in dups:
             contacts.append(
                 DesiredContact(e, name, groups, origin, raw, kind, ext or None, (), notes)
             )
+            continue
+        idxs = dups[e]
+        if idxs[0] != idx:
             continue
         rows = [valid[k] for k in idxs]
         if policy == "last":
@@ -407,19 +433,10 @@ def _merge(valid: list[_Valid], policy: str) -> tuple[list[DesiredContact], list
         contacts.append(
             DesiredContact(e, name, merged, origin, raw, kind, ext or None, others, notes)
         )
+        reason = f"same phone {e} as {origin}"
         for k, r in enumerate(rows):
             if k != win:
-                issues.append(
-                    RowIssue(
-                        origin=r[3],
-                        kind="duplicate",
-                        reason=f"same phone {phone} as {origin}",
-                        raw_phone=r[4],
-                        name=r[1],
-                        phone=phone,
-                        winner=origin,
-                    )
-                )
+                issues.append(RowIssue(r[3], "duplicate", reason, r[4], r[1], e, origin))
     return contacts, issues
 
 

@@ -25,7 +25,7 @@ import phonenumbers
 
 from sync.phones import PhoneResult, normalize_many
 
-SCHEMA: Final = 1
+SCHEMA: Final = 2
 POOL_THRESHOLD: Final = 50_000
 MAX_ENTRIES: Final = 5_000_000
 Key = tuple[str, str | None]
@@ -40,25 +40,33 @@ def _key(raw: str, region: str | None) -> str:
 
 
 def load_cache(cache_dir: Path | None) -> dict[str, PhoneResult]:
+    """The cache as a dict; empty when there is none or it cannot be read."""
     if cache_dir is None:
         return {}
     try:
         with cache_file(cache_dir).open("rb") as fh:
-            data = marshal.load(fh)  # noqa: S302 - our own file, in the user's cache directory
-    except (OSError, EOFError, ValueError, TypeError):
+            keys, values = marshal.load(fh)  # noqa: S302 - our own file, in the user's cache dir
+        pairs = zip(keys.split("\x00"), values.split("\x00"), strict=True)
+        return {k: tuple(v.split("\x1f")) for k, v in pairs}
+    except (OSError, EOFError, ValueError, TypeError, AttributeError):
         return {}
-    return data if isinstance(data, dict) else {}
 
 
 def save_cache(cache_dir: Path, data: dict[str, PhoneResult]) -> None:
-    """Atomically replace the cache file; remove caches of other versions. Errors are ignored."""
+    """Atomically replace the cache file; remove caches of other versions. Errors are ignored.
+
+    Stored as two NUL-joined strings (keys, values): marshal loads two strings far faster than a
+    dict of a million tuples.
+    """
     target = cache_file(cache_dir)
+    keys = [k for k in data if "\x00" not in k and "\x1f" not in k[k.index("\x1f") + 1 :]]
+    values = ["\x1f".join(data[k]) for k in keys]
     with contextlib.suppress(OSError):
         cache_dir.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=cache_dir, prefix=".phones-", suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as fh:
-                marshal.dump(data, fh)
+                marshal.dump(("\x00".join(keys), "\x00".join(values)), fh)
             Path(tmp).replace(target)
         finally:
             Path(tmp).unlink(missing_ok=True)

@@ -58,7 +58,7 @@ def _fail(path: Path, what: str, hint: str | None = None) -> InputError:
 
 
 def _is_blank(cells: list[str]) -> bool:
-    return all(not c or c.isspace() for c in cells)
+    return not any(cells) or not "".join(cells).strip()
 
 
 def _header(cells: list[str]) -> tuple[str, ...]:
