@@ -85,6 +85,7 @@ class RemoteError(SyncError):
         super().__init__(message, hint=hint)
         self.endpoint = endpoint
         self.status = status
+        self.attempts: int | None = None  # requests the operation sent before giving up
 
 
 class AuthError(RemoteError):

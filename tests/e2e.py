@@ -78,8 +78,21 @@ def records(path: Path) -> dict[str, dict[str, Any]]:
     return out
 
 
+def assert_no_secret(outputs: list[str], root: Path) -> None:
+    """The secret appears in no output and in no file a run wrote (reports, plans, locks)."""
+    for text in outputs:
+        assert SECRET not in text
+    for path in root.rglob("*"):
+        if path.is_file() and path.name != "secret":  # the WASMS_SECRET_FILE itself
+            assert SECRET.encode() not in path.read_bytes(), path
+
+
 @pytest.fixture
 def remote(tmp_path: Path) -> Iterator[Remote]:
+    """An emulator on a loopback port; after the test, every output and file is searched for
+    the secret."""
     app = create_app(Store(country="PK", secret=SECRET))
     with run_in_thread(app) as base_url:
-        yield Remote(app, base_url, tmp_path)
+        r = Remote(app, base_url, tmp_path)
+        yield r
+    assert_no_secret(r.outputs, tmp_path)

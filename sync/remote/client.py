@@ -224,12 +224,16 @@ class WasmsClient:
         retrying = policy(
             self.settings, endpoint=endpoint, url=shown, sleep=self._sleep, rng=self._rng
         )
-        async for attempt in retrying:
-            retry = attempt.retry_state.attempt_number > 1
-            if before_retry and op.ambiguous and retry and await before_retry():
-                return _RECOVERED
-            with attempt:
-                result = await self._send(endpoint, build(), op)
+        try:
+            async for attempt in retrying:
+                retry = attempt.retry_state.attempt_number > 1
+                if before_retry and op.ambiguous and retry and await before_retry():
+                    return _RECOVERED
+                with attempt:
+                    result = await self._send(endpoint, build(), op)
+        except RemoteError as exc:
+            exc.attempts = op.requests  # every request is accounted for, failed ones too
+            raise
         return result
 
     async def _send(self, endpoint: str, request: httpx.Request, op: _Op) -> Any:

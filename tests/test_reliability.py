@@ -1,0 +1,251 @@
+"""Guarantees under faults: convergence under chaos, crashes, concurrent runs, unreachable remotes.
+
+The emulator injects proxy 429s (with Retry-After), 503s, "work done, answer lost" on writes and
+latency jitter; `apply` (a second run allowed when the first exits 1) must leave the remote
+exactly in the desired state, touch nothing outside the plan and account for every attempt.
+"""
+
+from __future__ import annotations
+
+import random
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+import sync
+from sync.emulator import Faults
+from sync.errors import RemoteError
+from sync.settings import Limit, Secret, Settings
+from tests.e2e import SECRET, Remote, records, remote, report
+
+__all__ = ["remote"]
+
+DESIRED = {f"+9230055{i:05d}": f"Customer Number {i}" for i in range(40)}
+
+
+def source(r: Remote) -> Path:
+    rows = "".join(f"{name},{phone}\n" for phone, name in DESIRED.items())
+    return r.csv("desired.csv", "Name,Phone\n" + rows)
+
+
+def seed_for_chaos(r: Remote) -> tuple[int, int]:
+    customers = r.store.add_group("Customers")
+    staff = r.store.add_group("Staff")
+    phones = list(DESIRED)
+    for phone in phones[:10]:  # unchanged
+        r.store.add_contact(phone, DESIRED[phone], [customers])
+    for phone in phones[10:15]:  # drift: replaced
+        r.store.add_contact(phone, "Old Name Here", [customers])
+    for i in range(8):  # in scope, not wanted: deleted
+        r.store.add_contact(f"+9230066{i:05d}", f"Former Customer {i}", [customers])
+    for i in range(5):  # out of scope: never touched
+        r.store.add_contact(f"+9230077{i:05d}", f"Staff Person {i}", [staff])
+    return customers, staff
+
+
+def settings(r: Remote, src: Path, out: str) -> Settings:
+    return Settings(
+        sources=(src,),
+        region="PK",
+        groups=("Customers",),
+        mode="mirror",
+        scope_groups=("Customers",),
+        replace_changed=True,
+        max_delete=Limit(100, True),
+        base_url=r.base_url,
+        secret=Secret(SECRET),
+        home=r.tmp / "home",
+        report_dir=r.tmp / out,
+        attempts=8,
+        concurrency=8,
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+def test_chaos_converges_and_touches_nothing_outside_the_plan(remote: Remote, seed: int) -> None:
+    customers, staff = seed_for_chaos(remote)
+    outside = {c["id"]: c for c in remote.store.contacts() if c["groups"] == [str(staff)]}
+    remote.app.chaos.rng = random.Random(seed)  # reproducible faults per seed
+    remote.app.set_faults(
+        Faults(
+            p429=0.10,
+            p503=0.10,
+            lost=0.15,
+            lost_as="either",
+            retry_after=1,
+            latency_ms=2,
+            jitter_ms=15,
+        )
+    )
+    src = source(remote)
+    runs = []
+    for attempt in range(2):
+        before = dict(remote.store.stats.requests)
+        result = sync.apply(settings(remote, src, f"run{attempt}"))
+        after = remote.store.stats.requests
+        runs.append(result)
+        # every write request the emulator received is accounted for in the report
+        recs = report(remote.tmp / f"run{attempt}")["records"]
+        sent = sum(after[e] - before.get(e, 0) for e in ("create/contact", "delete/contact"))
+        assert sum(r["attempts"] for r in recs) == sent
+        if result.exit_code == 0:
+            break
+        assert result.exit_code == 1
+    assert runs[-1].exit_code == 0 and runs[-1].summary["verified"] is True
+    remote.app.set_faults(None)
+
+    contacts = remote.store.contacts()
+    phones = [c["phone"] for c in contacts]
+    assert len(phones) == len(set(phones)), "no duplicate contact"
+    in_scope = {c["phone"]: c for c in contacts if str(customers) in c["groups"]}
+    assert {p: c["name"] for p, c in in_scope.items()} == DESIRED
+    assert all(c["groups"] == [str(customers)] for c in in_scope.values())
+    now_outside = {c["id"]: c for c in contacts if c["groups"] == [str(staff)]}
+    assert now_outside == outside, "nothing outside the scope was touched"
+    groups = [g["name"] for g in remote.store.groups()]
+    assert sorted(groups) == ["Customers", "Staff"], "no duplicate group from a retried create"
+
+
+@pytest.mark.parametrize(
+    ("faults", "attempts", "why"),
+    [
+        # the first answer is lost; the retry meets "Phone number already exist": success
+        (Faults(lost=1.0, times=1, scope="writes"), 2, "the retry found it stored"),
+        # every answer is lost: the client gives up, the verification listing finds it stored
+        (Faults(lost=1.0, scope="writes"), 5, "the listing shows it stored"),
+    ],
+)
+def test_lost_answers_are_recovered_not_duplicated(
+    remote: Remote, faults: Faults, attempts: int, why: str
+) -> None:
+    remote.store.add_group("Customers")
+    remote.app.set_faults(faults)
+    src = remote.csv("c.csv", "Name,Phone\nAyesha Siddiqui,0301-2345678\n")
+    out = remote.tmp / "r"
+    res = remote.run(
+        "apply", str(src), "--region", "PK", "--group", "Customers", "--report-dir", str(out)
+    )
+    assert res.exit_code == 0, res.stderr
+    rec = records(out)["+923012345678"]
+    assert (rec["outcome"], rec["attempts"]) == ("recovered", attempts)
+    assert why in rec["reason"]
+    assert remote.store.stats.requests["create/contact"] == attempts
+    assert len(remote.store.contacts()) == 1
+
+
+# -- crashes and concurrent runs -----------------------------------------------------------------
+
+
+def _wait_for(predicate: object, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+@pytest.mark.slow
+def test_sigkill_mid_apply_then_the_next_run_converges(remote: Remote) -> None:
+    remote.store.add_group("Customers")
+    remote.app.set_faults(Faults(latency_ms=40, scope="writes"))
+    src = source(remote)
+    out = remote.tmp / "crashed"
+    proc = remote.spawn(
+        "apply",
+        str(src),
+        "--region",
+        "PK",
+        "--group",
+        "Customers",
+        "--concurrency",
+        "2",
+        "--report-dir",
+        str(out),
+    )
+    try:
+        _wait_for(lambda: len(remote.store.contacts()) >= 6)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        stdout, stderr = proc.communicate()
+        remote.outputs += [stdout, stderr]
+    assert proc.returncode == -signal.SIGKILL
+    assert 6 <= len(remote.store.contacts()) < len(DESIRED), "killed in the middle of its writes"
+    leftovers = [p.name for p in out.iterdir()]
+    assert not [n for n in leftovers if n.endswith(".tmp")], "no half-written file"
+    assert "report.json" not in leftovers
+    assert "plan.json" in leftovers  # written (atomically) before the first write
+
+    remote.app.set_faults(None)
+    res = remote.run(
+        "apply",
+        str(src),
+        "--region",
+        "PK",
+        "--group",
+        "Customers",
+        "--report-dir",
+        str(remote.tmp / "next"),
+    )
+    assert res.exit_code == 0, res.stderr
+    assert "lock.stale_recovered" in res.stderr
+    assert {c["phone"]: c["name"] for c in remote.store.contacts()} == DESIRED
+
+
+@pytest.mark.slow
+def test_two_runs_at_once_one_proceeds_the_other_is_told(remote: Remote) -> None:
+    remote.store.add_group("Customers")
+    remote.app.set_faults(Faults(latency_ms=30, scope="writes"))
+    src = source(remote)
+    first = remote.spawn(
+        "apply",
+        str(src),
+        "--region",
+        "PK",
+        "--group",
+        "Customers",
+        "--concurrency",
+        "2",
+        "--report-dir",
+        str(remote.tmp / "first"),
+    )
+    try:
+        _wait_for(lambda: len(remote.store.contacts()) >= 2)
+        second = remote.run("apply", str(src), "--region", "PK", "--group", "Customers")
+        assert second.exit_code == 3
+        assert f"pid {first.pid}" in second.stderr and "another run holds the lock" in second.stderr
+        assert first.wait(timeout=60) == 0
+    finally:
+        if first.poll() is None:
+            first.kill()
+        stdout, stderr = first.communicate()
+        remote.outputs += [stdout, stderr]
+    assert {c["phone"]: c["name"] for c in remote.store.contacts()} == DESIRED
+
+
+# -- an unreachable remote ------------------------------------------------------------------------
+
+
+def test_unreachable_remote_exits_4_saying_what_it_tried(remote: Remote) -> None:
+    src = remote.csv("c.csv", "Name,Phone\nAyesha Siddiqui,0301-2345678\n")
+    dead = "http://127.0.0.1:9/api/"  # the discard port: nothing listens there
+    s = Settings(
+        sources=(src,),
+        region="PK",
+        base_url=dead,
+        secret=Secret(SECRET),
+        home=remote.tmp / "home",
+        attempts=2,
+        report_dir=remote.tmp / "r",
+    )
+    with pytest.raises(RemoteError) as err:
+        sync.apply(s)
+    assert err.value.exit_code == 4
+    text = str(err.value)
+    assert "127.0.0.1:9" in text and SECRET not in text
+    assert "2" in text  # how many attempts it made
+    remote.outputs.append(text)
