@@ -32,7 +32,7 @@ test: lint ## lint, then the whole test suite
 	$(BIN)/python -m pytest -q
 
 demo: $(STAMP) ## start the emulator, plan and apply sample_data/, show the result
-	$(BIN)/python -m sync.demo
+	$(BIN)/python -m sync.cli.demo
 
 bench: $(STAMP) ## benchmarks: the project beside its baselines, side by side
 	$(BIN)/python -m benchmarks

@@ -11,7 +11,7 @@ HERE = Path(__file__).resolve().parent
 
 CRM = """\
 Customer Name,Mobile,City,Tags,Email
-Ayesha Siddiqui,0301-2345678,Lahore,"VIP, Lahore",ayesha@example.pk
+Ayesha Siddiqui,0301-2345678,Lahore,"VIP Clients, Lahore",ayesha@example.pk
 Bilal Ahmed,0092 321 4567890,Karachi,Customers,bilal@example.pk
 Hamza Qureshi,(0300) 765 4321,Rawalpindi,Customers,
 Oliver Smith,+44 7911 123456,London,International,oliver@example.co.uk
@@ -25,8 +25,8 @@ Hina Baig,0333 5556677,Karachi,Customers,hina@example.pk
 Imran Khan,042 35761234,Lahore,Suppliers,
 Sara Javed,call me after 5,Karachi,Customers,
 Kamran Akmal,0301 234567,Lahore,Customers,
-Bilal Ahmed,03214567890,Karachi,VIP,
-Mehwish Hayat,0345-678 9012,Karachi,"VIP; Karachi",
+Bilal Ahmed,03214567890,Karachi,VIP Clients,
+Mehwish Hayat,0345-678 9012,Karachi,"VIP Clients; Karachi",
 Danish Taimoor,0300-1234567 ext 22,Lahore,Suppliers,
 Nadia Jamil,9.23E+11,Lahore,Customers,
 """

@@ -29,7 +29,7 @@ def test_sample_data_counts_and_accounting() -> None:
         4,
     )
     phones = {c.phone: c for c in result.contacts}
-    assert phones["+923012345678"].groups == ("VIP", "Lahore", "Newsletter")
+    assert phones["+923012345678"].groups == ("VIP Clients", "Lahore", "Newsletter")
     assert phones["+923001112244"].raw_phone == "3001112244"  # Excel dropped the leading 0
     assert "+923335556677" in phones  # seeded as an opt-out by the demo
     assert [(s.encoding, s.delimiter) for s in result.sources[:2]] == [
