@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown := [n for n in names if n not in CASES]:
         parser.error(f"unknown case {', '.join(unknown)}; choose from {', '.join(CASES)}")
     machine = harness.machine()
-    print(f"machine: {machine}", flush=True)
+    print(f"machine: {machine}; commit {harness.revision()}", flush=True)
     workdir = Path(tempfile.mkdtemp(prefix="contact-sync-bench-"))
     try:
         ctx = Context(

@@ -223,6 +223,21 @@ def machine() -> str:
     )
 
 
+def revision() -> str:
+    """The commit measured, `+dirty` when the working tree has uncommitted changes."""
+    try:
+        out = subprocess.run(
+            ["git", "describe", "--always", "--dirty=+dirty"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown revision"
+    return out.stdout.strip()
+
+
 @dataclass(slots=True)
 class Row:
     """One line of the results table."""
@@ -259,7 +274,7 @@ def markdown_table(rows: Sequence[Row], machine_line: str, when: str, argv: str)
     out = [
         "# Benchmark results",
         "",
-        f"Measured {when} with `{argv}` on: {machine_line}.",
+        f"Measured {when} at commit {revision()} with `{argv}` on: {machine_line}.",
         "",
         "| " + " | ".join(HEADER) + " |",
         "|---|---:|---:|---:|---|:---:|",
