@@ -7,6 +7,6 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from sync.engine import RunResult, apply, plan  # noqa: E402  (the library API)
+from sync.engine import RunResult, apply, plan  # the library API
 
 __all__ = ["RunResult", "__version__", "apply", "plan"]

@@ -26,24 +26,22 @@ import phonenumbers
 import structlog
 
 from sync import __version__
-from sync.apply import ApplyResult, Outcome, apply_plan
+from sync.apply import ApplyResult, apply_plan
 from sync.errors import EXIT_FAILED, EXIT_OK, ConfigError, StalePlanError, SyncError
 from sync.files import private_dir, write_atomic
 from sync.lock import account_lock, lock_path
 from sync.logs import get_logger, register_secret
 from sync.mapping import load_mapping
 from sync.normalize import IngestResult, ingest
-from sync.plan import WRITE_ACTIONS, Entry, Plan, check_guards, fingerprint, make_plan
+from sync.plan import Plan, check_guards, fingerprint, make_plan
 from sync.remote import ClientSettings, WasmsClient
 from sync.report import (
     Record,
     issue_record,
     summary_markdown,
-    write_csv,
-    write_json,
+    write_records,
     write_rejected,
     write_summary_md,
-    write_xlsx,
 )
 from sync.settings import Settings, default_report_dir
 from sync.verify import VerifyResult, verify
@@ -294,32 +292,55 @@ def _write_plan(run: _Run) -> Path:
     return write_atomic(path, json.dumps(doc, indent=1, ensure_ascii=False))
 
 
-def _outcome_text(entry: Entry, out: Outcome | None, command: str) -> str:
-    if entry.action in WRITE_ACTIONS:
-        return out.status if out else ("planned" if command == "plan" else "not_attempted")
-    return {"unchanged": "unchanged", "keep": "kept"}.get(entry.action, "skipped")
+_SETTLED_OUTCOME = {
+    "unchanged": "unchanged",
+    "keep": "kept",
+    "drift": "skipped",
+    "skip_optout": "skipped",
+}
 
 
 def _records(run: _Run) -> Iterator[Record]:
+    """One report record per plan entry (source rows and remote-only contacts), then one per
+    invalid or duplicate row. A hot loop at a million rows: positional construction only."""
     outcomes = {id(o.entry): o for o in run.applied.outcomes} if run.applied else {}
+    unapplied = "planned" if run.command == "plan" else "not_attempted"
     if run.plan is not None:
         for e in run.plan.entries:
-            out = outcomes.get(id(e))
             o = e.origin
-            yield Record(
-                file=o.file if o else "(remote)",
-                sheet=(o.sheet or "") if o else "",
-                row=o.row if o else None,
-                raw_phone=e.raw_phone,
-                phone=e.phone,
-                name=e.name,
-                groups=", ".join(e.groups),
-                action=e.action,
-                outcome=_outcome_text(e, out, run.command),
-                reason=(out.reason if out and out.reason else e.reason),
-                remote_id=out.remote_id if out and out.remote_id else e.remote_id,
-                attempts=out.attempts if out else 0,
-            )
+            file, sheet, row = (o.file, o.sheet or "", o.row) if o else ("(remote)", "", None)
+            out = outcomes.get(id(e)) if outcomes else None
+            if out is None:
+                outcome = _SETTLED_OUTCOME.get(e.action, unapplied)
+                yield Record(
+                    file,
+                    sheet,
+                    row,
+                    e.raw_phone,
+                    e.phone,
+                    e.name,
+                    ", ".join(e.groups),
+                    e.action,
+                    outcome,
+                    e.reason,
+                    e.remote_id,
+                    0,
+                )
+            else:
+                yield Record(
+                    file,
+                    sheet,
+                    row,
+                    e.raw_phone,
+                    e.phone,
+                    e.name,
+                    ", ".join(e.groups),
+                    e.action,
+                    out.status,
+                    out.reason or e.reason,
+                    out.remote_id or e.remote_id,
+                    out.attempts,
+                )
     if run.ingested is not None:
         yield from map(issue_record, run.ingested.issues)
 
@@ -416,19 +437,18 @@ def _write_reports(run: _Run) -> tuple[Path, dict[str, Any]]:
     out = private_dir(run.report_dir)
     if run.plan is not None and run.command == "plan":
         _write_plan(run)
-    write_csv(out / "report.csv", _records(run))
-    write_rejected(
-        out / "rejected.csv",
-        [i for i in (run.ingested.issues if run.ingested else ()) if i.kind == "invalid"],
-    )
-    summary = _summary(run)
-    rows = summary_rows(summary)
-    write_xlsx(out / "report.xlsx", rows, lambda: _records(run))
+    issues = run.ingested.issues if run.ingested else ()
+    write_rejected(out / "rejected.csv", [i for i in issues if i.kind == "invalid"])
+    summary: dict[str, Any] = {}
+
+    def finish() -> tuple[dict[str, Any], list[tuple[str, object]]]:
+        run.timed("report", t0)
+        summary.update(_summary(run))
+        return summary, summary_rows(summary)
+
+    write_records(out, _records(run), finish)
     title = f"contact-sync {run.command}" + (" — refused" if run.refused else "")
-    write_summary_md(out / "summary.md", summary_markdown(title, rows))
-    run.timed("report", t0)
-    summary["timings"] = {**run.timings, "total": round(time.monotonic() - run.started, 3)}
-    write_json(out / "report.json", summary, _records(run))
+    write_summary_md(out / "summary.md", summary_markdown(title, summary_rows(summary)))
     log.info("report.written", dir=str(out))
     return out, summary
 

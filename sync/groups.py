@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sync.errors import ConfigError
 from sync.models import RemoteGroup
@@ -22,6 +22,9 @@ class GroupIndex:
     by_id: dict[int, RemoteGroup]
     by_name: dict[str, list[int]]
     by_folded: dict[str, list[int]]
+    _memo: dict[tuple[str, ...], tuple[int, ...] | None] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     @classmethod
     def build(cls, groups: Iterable[RemoteGroup]) -> GroupIndex:
@@ -33,6 +36,12 @@ class GroupIndex:
             by_name[g.name.strip()].append(g.id)
             by_folded[g.name.strip().casefold()].append(g.id)
         return cls(by_id, dict(by_name), dict(by_folded))
+
+    def resolve(self, tokens: tuple[str, ...]) -> tuple[int, ...] | None:
+        """`resolve(tokens, self)`, memoised: a million rows share a handful of group lists."""
+        if tokens not in self._memo:
+            self._memo[tokens] = resolve(tokens, self)
+        return self._memo[tokens]
 
     def lookup(self, token: str) -> int | None:
         """The id a token names, or None when no group holds it (raise when ambiguous)."""
@@ -56,12 +65,17 @@ def missing_groups(uses: Iterable[tuple[str, object]], index: GroupIndex) -> tup
     `uses` pairs each token with where it was used (a row's origin), for the error message.
     """
     missing: dict[str, list[object]] = {}
+    known: set[str] = set()
     for token, where in uses:
+        if token in known:
+            continue
         name = token.strip()
         if name in missing:
             missing[name].append(where)
         elif index.lookup(name) is None:
             missing[name] = [where]
+        else:
+            known.add(token)
     for name, places in missing.items():
         if len(name) < MIN_GROUP_NAME:
             used = f"used by {len(places)} row(s), first at {places[0]}"

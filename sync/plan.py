@@ -15,13 +15,13 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 import phonenumbers
 
 from sync.errors import ConfigError, SafetyError
-from sync.groups import GroupIndex, missing_groups, resolve
+from sync.groups import GroupIndex, missing_groups
 from sync.models import DesiredContact, OptOut, Origin, RemoteContact, RemoteGroup
 from sync.settings import Limit
 
@@ -46,7 +46,7 @@ class Entry:
     raw_phone: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
+        data = {f: getattr(self, f) for f in self.__slots__}
         data["origin"] = asdict(self.origin) if self.origin else None
         return data
 
@@ -236,27 +236,44 @@ def _desired_entry(
     index: GroupIndex,
     replace_changed: bool,
 ) -> Entry:
-    base = Entry("create", c.phone, c.name, tokens, origin=c.origin, raw_phone=c.raw_phone)
     if r is None:
         if opted_out:
-            return replace(
-                base, action="skip_optout", reason="the phone opted out (get/unsubscribed)"
+            return Entry(
+                "skip_optout",
+                c.phone,
+                c.name,
+                tokens,
+                _OPTED_OUT,
+                None,
+                None,
+                (),
+                c.origin,
+                c.raw_phone,
             )
-        return base
-    known = replace(base, remote_id=r.id, old_name=r.name, old_groups=tuple(sorted(r.groups)))
-    ids = resolve(tokens, index)
-    diffs = []
-    if r.name != c.name:
-        diffs.append(f"name {r.name!r} → {c.name!r}")
-    if ids is None or set(ids) != set(r.groups):
-        diffs.append(f"groups {sorted(r.groups)} → {list(tokens)}")
-    if not diffs:
-        return replace(known, action="unchanged")
-    reason = "; ".join(diffs)
-    if replace_changed and not opted_out:
-        return replace(known, action="replace", reason=reason)
-    why = " (opted out: never replaced)" if opted_out else " (use --replace-changed to replace)"
-    return replace(known, action="drift", reason=reason + why)
+        return Entry("create", c.phone, c.name, tokens, "", None, None, (), c.origin, c.raw_phone)
+    ids = index.resolve(tokens)
+    old_groups = tuple(sorted(r.groups))
+    action: Action = "unchanged"
+    reason = ""
+    if r.name != c.name or ids is None or set(ids) != set(r.groups):
+        diffs = []
+        if r.name != c.name:
+            diffs.append(f"name {r.name!r} → {c.name!r}")
+        if ids is None or set(ids) != set(r.groups):
+            diffs.append(f"groups {list(old_groups)} → {list(tokens)}")
+        reason = "; ".join(diffs)
+        if replace_changed and not opted_out:
+            action = "replace"
+        else:
+            action = "drift"
+            why = " (opted out: never replaced)" if opted_out else " (use --replace-changed)"
+            reason += why
+    return Entry(
+        action, c.phone, c.name, tokens, reason, r.id, r.name, old_groups, c.origin, c.raw_phone
+    )
+
+
+_OPTED_OUT = "the phone opted out (get/unsubscribed)"
 
 
 def check_guards(

@@ -7,25 +7,25 @@ run as formulas are neutralised in CSV and XLSX, while phone numbers stay readab
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import astuple, dataclass, fields
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NamedTuple, Protocol, TextIO
 
-from openpyxl import Workbook
-from openpyxl.cell import WriteOnlyCell
-from openpyxl.styles import Font
-from openpyxl.worksheet._write_only import WriteOnlyWorksheet
+import orjson
 
+from sync import xlsx
 from sync.files import atomic_path, write_atomic
 from sync.models import RowIssue
 
-EXCEL_MAX_ROWS = 1_048_576
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_FORMULA_CHARS = frozenset(_FORMULA_START)  # `x[:1] in` this: "" is not in it
 _PLAIN_NUMBER = re.compile(r"[+-]?[\d\s().-]*")  # a phone or number: no letters, nothing to run
 
 
@@ -41,9 +41,9 @@ def safe_cell(value: object) -> str:
     return text
 
 
-@dataclass(frozen=True, slots=True)
-class Record:
-    """One row of the report: a source row or a remote-only contact."""
+class Record(NamedTuple):
+    """One row of the report: a source row or a remote-only contact (a tuple: cheap to make
+    and written to CSV as it is)."""
 
     file: str
     sheet: str
@@ -59,17 +59,26 @@ class Record:
     attempts: int
 
 
-COLUMNS = tuple(f.name for f in fields(Record))
-ATTENTION: dict[
-    str, Callable[[Record], bool]
-] = {  # report.xlsx: a sheet per outcome that needs a person's attention
-    "Failed": lambda r: r.outcome in ("failed", "not_attempted", "unverified"),
-    "Invalid": lambda r: r.action == "invalid",
-    "Duplicates": lambda r: r.action == "duplicate",
-    "Drift": lambda r: r.action == "drift",
-    "Opted out": lambda r: r.action == "skip_optout",
-    "Deleted": lambda r: r.action in ("delete", "replace"),
+COLUMNS = Record._fields
+# report.xlsx: a sheet per outcome that needs a person's attention
+ATTENTION = ("Failed", "Invalid", "Duplicates", "Drift", "Opted out", "Deleted")
+_SHEET_OF_ACTION = {
+    "invalid": "Invalid",
+    "duplicate": "Duplicates",
+    "drift": "Drift",
+    "skip_optout": "Opted out",
+    "delete": "Deleted",
+    "replace": "Deleted",
 }
+_FAILED = frozenset({"failed", "not_attempted", "unverified"})
+
+
+def attention(r: Record) -> list[str]:
+    """The attention sheets a record belongs on (most belong on none)."""
+    sheets = ["Failed"] if r.outcome in _FAILED else []
+    if title := _SHEET_OF_ACTION.get(r.action):
+        sheets.append(title)
+    return sheets
 
 
 def issue_record(issue: RowIssue) -> Record:
@@ -97,14 +106,18 @@ def _atomic_text(path: Path, write: Callable[[TextIO], None], *, newline: str = 
         write(fh)
 
 
-def write_csv(path: Path, records: Iterable[Record]) -> None:
-    def write(fh: TextIO) -> None:
-        out = csv.writer(fh)
-        out.writerow(COLUMNS)
-        for r in records:
-            out.writerow([safe_cell(v) for v in astuple(r)])
-
-    _atomic_text(path, write)
+def safe_record(r: Record) -> Sequence[object]:
+    """The record with its free-text cells neutralised (a fast check first: most need none)."""
+    if (
+        r.name[:1] in _FORMULA_CHARS
+        or r.raw_phone[:1] in _FORMULA_CHARS
+        or r.reason[:1] in _FORMULA_CHARS
+        or r.groups[:1] in _FORMULA_CHARS
+        or r.file[:1] in _FORMULA_CHARS
+        or r.sheet[:1] in _FORMULA_CHARS
+    ):
+        return [v if isinstance(v, int) or v is None else safe_cell(v) for v in r]
+    return r
 
 
 def write_rejected(path: Path, issues: Sequence[RowIssue]) -> None:
@@ -126,62 +139,130 @@ def write_rejected(path: Path, issues: Sequence[RowIssue]) -> None:
     _atomic_text(path, write)
 
 
-def write_json(path: Path, summary: Mapping[str, Any], records: Iterable[Record]) -> None:
-    """report.json, streamed: a summary object and one record per row."""
+class _CsvSink:
+    def __init__(self, tmp: Path) -> None:
+        self._fh = tmp.open("w", encoding="utf-8", newline="")
+        self._out = csv.writer(self._fh)
+        self._out.writerow(COLUMNS)
 
-    def write(fh: TextIO) -> None:
-        fh.write('{"summary": ')
-        fh.write(json.dumps(summary, indent=2, ensure_ascii=False, default=str))
-        fh.write(',\n "records": [')
-        sep = "\n  "
+    def add(self, safe: Sequence[object], r: Record) -> None:
+        self._out.writerow(safe)
+
+    def close(self, summary: Mapping[str, Any], rows: Sequence[tuple[str, object]]) -> None:
+        self._fh.close()
+
+
+class _JsonSink:
+    """report.json: records stream to a temporary file (orjson: ~10x faster than the standard
+    library per record); the summary, known only at the end, is written before them."""
+
+    def __init__(self, tmp: Path) -> None:
+        self._tmp = tmp
+        self._body = tempfile.TemporaryFile()  # noqa: SIM115 (closed in close())
+        self._sep = b"\n  "
+
+    def add(self, safe: Sequence[object], r: Record) -> None:
+        self._body.write(self._sep + orjson.dumps(r._asdict()))
+        self._sep = b",\n  "
+
+    def close(self, summary: Mapping[str, Any], rows: Sequence[tuple[str, object]]) -> None:
+        with self._body, self._tmp.open("wb") as fh:
+            fh.write(b'{"summary": ')
+            fh.write(json.dumps(summary, indent=2, ensure_ascii=False, default=str).encode())
+            fh.write(b',\n "records": [')
+            self._body.seek(0)
+            shutil.copyfileobj(self._body, fh, 1 << 20)
+            fh.write(b"\n ]\n}\n")
+
+
+class _XlsxSink:
+    """report.xlsx in constant memory: Summary, then a sheet per outcome that needs attention,
+    each with a frozen, filtered header and phones as text. A sheet that would pass Excel's row
+    limit ends with a note pointing to report.csv."""
+
+    def __init__(self, tmp: Path) -> None:
+        self._tmp = tmp
+        self._wb = xlsx.Workbook()
+        self._summary = self._wb.add_sheet("Summary", frozen_header=False)
+        self._sheets = {title: self._wb.add_sheet(title) for title in ATTENTION}
+        self._dropped = dict.fromkeys(ATTENTION, 0)
+        for sheet in self._sheets.values():
+            sheet.append(COLUMNS, bold=True)
+
+    def add(self, safe: Sequence[object], r: Record) -> None:
+        if r.action in _SHEET_OF_ACTION or r.outcome in _FAILED:
+            for title in attention(r):
+                if self._sheets[title].rows < xlsx.MAX_ROWS - 1:  # the last row: the note
+                    self._sheets[title].append(safe)
+                else:
+                    self._dropped[title] += 1
+
+    def close(self, summary: Mapping[str, Any], rows: Sequence[tuple[str, object]]) -> None:
+        self._summary.append(("what", "value"), bold=True)
+        for key, value in rows:
+            self._summary.append((key, value if isinstance(value, int) else str(value)))
+        for title, n in self._dropped.items():
+            if n:
+                self._sheets[title].append((f"{n} more rows than Excel can hold: see report.csv",))
+        self._wb.save(self._tmp)
+
+
+class _Sink(Protocol):
+    def add(self, safe: Sequence[object], r: Record) -> None: ...
+    def close(self, summary: Mapping[str, Any], rows: Sequence[tuple[str, object]]) -> None: ...
+
+
+_SINKS: dict[str, Callable[[Path], _Sink]] = {
+    "report.csv": _CsvSink,
+    "report.json": _JsonSink,
+    "report.xlsx": _XlsxSink,
+}
+Finish = Callable[[], tuple[Mapping[str, Any], Sequence[tuple[str, object]]]]
+
+
+def write_records(
+    out: Path, records: Iterable[Record], finish: Finish, names: Sequence[str] = tuple(_SINKS)
+) -> None:
+    """Write report.csv, report.json and report.xlsx in ONE pass over the records (they are
+    generated once, not once per file), atomically: on any error no file is left half-written.
+    `finish()` gives the summary and its rows once every record has been seen."""
+    with contextlib.ExitStack() as stack:
+        sinks = [_SINKS[name](stack.enter_context(atomic_path(out / name))) for name in names]
         for r in records:
-            fh.write(
-                sep + json.dumps(dict(zip(COLUMNS, astuple(r), strict=True)), ensure_ascii=False)
-            )
-            sep = ",\n  "
-        fh.write("\n ]\n}\n")
+            safe = safe_record(r)
+            for sink in sinks:
+                sink.add(safe, r)
+        summary, rows = finish()
+        for sink in sinks:
+            sink.close(summary, rows)
 
-    _atomic_text(path, write, newline="\n")
+
+def write_csv(path: Path, records: Iterable[Record]) -> None:
+    _write_one(path, _CsvSink, records, {}, [])
 
 
-def _append(ws: WriteOnlyWorksheet, values: Sequence[object], *, bold: bool = False) -> None:
-    row = []
-    for v in values:
-        cell = WriteOnlyCell(ws, value=v if isinstance(v, int) else safe_cell(v))
-        if isinstance(v, str) or v is None:
-            cell.number_format = "@"  # text: phones keep their digits and their `+`
-        if bold:
-            cell.font = Font(bold=True)
-        row.append(cell)
-    ws.append(row)
+def write_json(path: Path, summary: Mapping[str, Any], records: Iterable[Record]) -> None:
+    _write_one(path, _JsonSink, records, summary, [])
 
 
 def write_xlsx(
-    path: Path, summary_rows: Sequence[tuple[str, object]], records: Callable[[], Iterator[Record]]
+    path: Path, summary_rows: Sequence[tuple[str, object]], records: Iterable[Record]
 ) -> None:
-    """report.xlsx in constant memory (openpyxl write-only): Summary, then attention sheets."""
-    wb = Workbook(write_only=True)
-    ws = wb.create_sheet("Summary")
-    _append(ws, ("what", "value"), bold=True)
-    for key, value in summary_rows:
-        _append(ws, (key, value if isinstance(value, int) else str(value)))
-    for title, wanted in ATTENTION.items():
-        ws = wb.create_sheet(title)
-        ws.freeze_panes = "A2"
-        _append(ws, COLUMNS, bold=True)
-        n = 1
-        for r in records():
-            if not wanted(r):
-                continue
-            if n == EXCEL_MAX_ROWS - 1:
-                _append(ws, ("… more rows than Excel can hold: see report.csv for all of them",))
-                n += 1
-                break
-            _append(ws, astuple(r))
-            n += 1
-        ws.auto_filter.ref = f"A1:{chr(ord('A') + len(COLUMNS) - 1)}{n}"
+    _write_one(path, _XlsxSink, records, {}, summary_rows)
+
+
+def _write_one(
+    path: Path,
+    sink_type: Callable[[Path], _Sink],
+    records: Iterable[Record],
+    summary: Mapping[str, Any],
+    rows: Sequence[tuple[str, object]],
+) -> None:
     with atomic_path(path) as tmp:
-        wb.save(tmp)
+        sink = sink_type(tmp)
+        for r in records:
+            sink.add(safe_record(r), r)
+        sink.close(summary, rows)
 
 
 def summary_markdown(title: str, rows: Sequence[tuple[str, object]]) -> str:

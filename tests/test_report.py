@@ -12,6 +12,7 @@ from pathlib import Path
 import openpyxl
 import pytest
 
+from sync import xlsx
 from sync.files import atomic_path, write_atomic
 from sync.models import Origin, RowIssue
 from sync.report import (
@@ -80,7 +81,7 @@ def test_csv_and_json_hold_every_record(tmp_path: Path) -> None:
 
 def test_xlsx_summary_then_attention_sheets(tmp_path: Path) -> None:
     path = tmp_path / "r.xlsx"
-    write_xlsx(path, [("rows read", 4), ("verified", "True")], records)
+    write_xlsx(path, [("rows read", 4), ("verified", "True")], records())
     wb = openpyxl.load_workbook(path)
     assert wb.sheetnames[0] == "Summary"
     assert {"Failed", "Invalid", "Drift"} <= set(wb.sheetnames)
@@ -90,6 +91,25 @@ def test_xlsx_summary_then_attention_sheets(tmp_path: Path) -> None:
     phone = failed.cell(2, COLUMNS.index("phone") + 1)
     assert phone.value == "+923001112233" and phone.data_type == "s"
     assert wb["Invalid"].cell(2, COLUMNS.index("name") + 1).value == "'=cmd()"
+
+
+def test_xlsx_sheet_past_excels_limit_points_to_the_csv(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(xlsx, "MAX_ROWS", 4)
+    path = tmp_path / "r.xlsx"
+    write_xlsx(path, [], (record("invalid", "skipped", phone=f"+9230011122{i}") for i in range(9)))
+    rows = list(openpyxl.load_workbook(path)["Invalid"].values)
+    assert len(rows) == 4  # header, 2 records, the note
+    assert rows[-1][0] == "7 more rows than Excel can hold: see report.csv"
+
+
+def test_xlsx_text_is_escaped_and_cleaned(tmp_path: Path) -> None:
+    path = tmp_path / "r.xlsx"
+    odd = "<b>&amp;</b> \x01 \u200fعربي 😀"
+    write_xlsx(path, [], [record("invalid", "skipped", name=odd)])
+    cell = openpyxl.load_workbook(path)["Invalid"].cell(2, COLUMNS.index("name") + 1)
+    assert cell.value == odd.replace("\x01", "")
 
 
 def test_rejected_keeps_original_columns(tmp_path: Path) -> None:

@@ -1,0 +1,200 @@
+"""A small streaming XLSX writer: text and integer cells, a bold frozen header row, autofilter.
+
+Why not openpyxl here: its write-only mode costs ~90 µs a row (measured: 12 columns), so a
+report with a few hundred thousand rows needing attention took longer than the sync itself.
+This writer produces the same SpreadsheetML parts with inline strings at a few µs a row, in
+constant memory (each sheet streams to a temporary file, then into the zip), and is read back by
+openpyxl in the tests. Strings are always written as text, never as formulas or numbers.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+import zipfile
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import IO
+from xml.sax.saxutils import escape, quoteattr
+
+MAX_ROWS = 1_048_576  # Excel's limit per sheet
+_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")  # not allowed in XML 1.0
+_NS = 'xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"'
+_NS_R = 'xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"'
+_REL = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+_CT = "application/vnd.openxmlformats-officedocument.spreadsheetml"
+# style 0: default; 1: bold text (header); 2: text (numFmt 49 "@": phones stay text)
+_STYLES = (
+    f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<styleSheet {_NS}>'
+    '<fonts count="2"><font><sz val="11"/><name val="Calibri"/></font>'
+    '<font><b/><sz val="11"/><name val="Calibri"/></font></fonts>'
+    '<fills count="2"><fill><patternFill patternType="none"/></fill>'
+    '<fill><patternFill patternType="gray125"/></fill></fills>'
+    '<borders count="1"><border><left/><right/><top/><bottom/><diagonal/></border></borders>'
+    '<cellStyleXfs count="1"><xf numFmtId="0" fontId="0" fillId="0" borderId="0"/></cellStyleXfs>'
+    '<cellXfs count="3"><xf numFmtId="0" fontId="0" fillId="0" borderId="0" xfId="0"/>'
+    '<xf numFmtId="49" fontId="1" fillId="0" borderId="0" xfId="0" applyFont="1" '
+    'applyNumberFormat="1"/>'
+    '<xf numFmtId="49" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/>'
+    '</cellXfs><cellStyles count="1"><cellStyle name="Normal" xfId="0" builtinId="0"/>'
+    "</cellStyles></styleSheet>"
+)
+
+
+def column_letter(index: int) -> str:
+    """0 → A, 25 → Z, 26 → AA."""
+    letters = ""
+    index += 1
+    while index:
+        index, rem = divmod(index - 1, 26)
+        letters = chr(65 + rem) + letters
+    return letters
+
+
+def _text(value: str) -> str:
+    if _ILLEGAL.search(value):
+        value = _ILLEGAL.sub("", value)
+    return escape(value)
+
+
+class Sheet:
+    """Rows appended in order to a temporary file; `close()` finishes the XML."""
+
+    def __init__(self, title: str, *, frozen_header: bool) -> None:
+        self.title = title[:31]
+        self.rows = 0
+        self.width = 0
+        self.frozen_header = frozen_header
+        self._fh: IO[str] = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115
+
+    def append(self, values: Sequence[object], *, bold: bool = False) -> None:
+        if self.rows >= MAX_ROWS:
+            raise ValueError(f"sheet {self.title!r} is full ({MAX_ROWS} rows)")
+        self.rows += 1
+        n = self.rows
+        self.width = max(self.width, len(values))
+        style = 1 if bold else 2
+        cells = []
+        for i, v in enumerate(values):
+            if v is None or v == "":
+                continue
+            ref = f"{_LETTERS[i] if i < len(_LETTERS) else column_letter(i)}{n}"
+            if isinstance(v, int) and not isinstance(v, bool):
+                cells.append(f'<c r="{ref}"><v>{v}</v></c>')
+            else:
+                cells.append(
+                    f'<c r="{ref}" t="inlineStr" s="{style}"><is><t xml:space="preserve">'
+                    f"{_text(str(v))}</t></is></c>"
+                )
+        self._fh.write(f'<row r="{n}">{"".join(cells)}</row>')
+
+    def extend(self, rows: Iterable[Sequence[object]]) -> None:
+        for row in rows:
+            self.append(row)
+
+    def xml_parts(self) -> Iterable[str]:
+        yield f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<worksheet {_NS} {_NS_R}>'
+        if self.frozen_header:
+            yield (
+                '<sheetViews><sheetView workbookViewId="0"><pane ySplit="1" topLeftCell="A2" '
+                'activePane="bottomLeft" state="frozen"/></sheetView></sheetViews>'
+            )
+        yield "<sheetData>"
+        self._fh.seek(0)
+        while chunk := self._fh.read(1 << 20):
+            yield chunk
+        yield "</sheetData>"
+        if self.frozen_header and self.rows:
+            yield f'<autoFilter ref="{self.filter_ref}"/>'
+        yield "</worksheet>"
+        self._fh.close()
+
+    @property
+    def filter_ref(self) -> str:
+        return f"A1:{column_letter(max(self.width, 1) - 1)}{max(self.rows, 1)}"
+
+
+_LETTERS = [column_letter(i) for i in range(64)]
+
+
+class Workbook:
+    """Sheets in the order they are added; `save(path)` writes the zip."""
+
+    def __init__(self) -> None:
+        self.sheets: list[Sheet] = []
+
+    def add_sheet(self, title: str, *, frozen_header: bool = True) -> Sheet:
+        sheet = Sheet(title, frozen_header=frozen_header)
+        self.sheets.append(sheet)
+        return sheet
+
+    def save(self, path: Path) -> None:
+        n = len(self.sheets)
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
+            zf.writestr("[Content_Types].xml", self._content_types())
+            zf.writestr(
+                "_rels/.rels",
+                f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<Relationships '
+                f'xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+                f'<Relationship Id="rId1" Type="{_REL}/officeDocument" Target="xl/workbook.xml"/>'
+                "</Relationships>",
+            )
+            zf.writestr("xl/workbook.xml", self._workbook())
+            rels = "".join(
+                f'<Relationship Id="rId{i}" Type="{_REL}/worksheet" '
+                f'Target="worksheets/sheet{i}.xml"/>'
+                for i in range(1, n + 1)
+            )
+            zf.writestr(
+                "xl/_rels/workbook.xml.rels",
+                f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<Relationships '
+                f'xmlns="http://schemas.openxmlformats.org/package/2006/relationships">{rels}'
+                f'<Relationship Id="rId{n + 1}" Type="{_REL}/styles" Target="styles.xml"/>'
+                "</Relationships>",
+            )
+            zf.writestr("xl/styles.xml", _STYLES)
+            for i, sheet in enumerate(self.sheets, 1):
+                with zf.open(f"xl/worksheets/sheet{i}.xml", "w", force_zip64=True) as out:
+                    for part in sheet.xml_parts():
+                        out.write(part.encode("utf-8"))
+
+    def _content_types(self) -> str:
+        sheets = "".join(
+            f'<Override PartName="/xl/worksheets/sheet{i}.xml" ContentType="{_CT}.worksheet+xml"/>'
+            for i in range(1, len(self.sheets) + 1)
+        )
+        return (
+            '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<Types '
+            'xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+            '<Default Extension="rels" '
+            'ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
+            '<Default Extension="xml" ContentType="application/xml"/>'
+            f'<Override PartName="/xl/workbook.xml" ContentType="{_CT}.sheet.main+xml"/>'
+            f'<Override PartName="/xl/styles.xml" ContentType="{_CT}.styles+xml"/>'
+            f"{sheets}</Types>"
+        )
+
+    def _workbook(self) -> str:
+        sheets = "".join(
+            f'<sheet name={quoteattr(s.title)} sheetId="{i}" r:id="rId{i}"/>'
+            for i, s in enumerate(self.sheets, 1)
+        )
+        names = "".join(
+            f'<definedName name="_xlnm._FilterDatabase" localSheetId="{i}" hidden="1">'
+            f"{escape(_quoted(s.title))}!{_absolute(s.filter_ref)}</definedName>"
+            for i, s in enumerate(self.sheets)
+            if s.frozen_header and s.rows
+        )
+        defined = f"<definedNames>{names}</definedNames>" if names else ""
+        return (
+            f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<workbook {_NS} {_NS_R}>'
+            f"<bookViews><workbookView/></bookViews><sheets>{sheets}</sheets>{defined}</workbook>"
+        )
+
+
+def _quoted(title: str) -> str:
+    return "'" + title.replace("'", "''") + "'"
+
+
+def _absolute(ref: str) -> str:
+    return ":".join("$" + re.sub(r"(\d+)", r"$\1", part) for part in ref.split(":"))
