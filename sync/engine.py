@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import phonenumbers
 import structlog
 
@@ -289,7 +290,7 @@ def _write_plan(run: _Run) -> Path:
         "plan": run.plan.to_json(),
     }
     path = private_dir(run.report_dir) / "plan.json"
-    return write_atomic(path, json.dumps(doc, indent=1, ensure_ascii=False))
+    return write_atomic(path, orjson.dumps(doc, option=orjson.OPT_INDENT_2))
 
 
 _SETTLED_OUTCOME = {

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import phonenumbers
@@ -46,9 +46,19 @@ class Entry:
     raw_phone: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        data = {f: getattr(self, f) for f in self.__slots__}
-        data["origin"] = asdict(self.origin) if self.origin else None
-        return data
+        o = self.origin
+        return {
+            "action": self.action,
+            "phone": self.phone,
+            "name": self.name,
+            "groups": self.groups,
+            "reason": self.reason,
+            "remote_id": self.remote_id,
+            "old_name": self.old_name,
+            "old_groups": self.old_groups,
+            "origin": {"file": o.file, "sheet": o.sheet, "row": o.row} if o else None,
+            "raw_phone": self.raw_phone,
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Entry:
