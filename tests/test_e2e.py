@@ -6,6 +6,7 @@ Each outcome, each guard, each exit code, the saved-plan path and idempotency.
 from __future__ import annotations
 
 import json
+import stat
 from pathlib import Path
 
 import pytest
@@ -272,6 +273,36 @@ def test_secret_file_is_read(remote: Remote) -> None:
     env = remote.env(WASMS_SECRET=None, WASMS_SECRET_FILE=str(secret_file))
     res = remote.run("apply", str(src), "--region", "PK", env=env)
     assert res.exit_code == 0, res.stderr
+
+
+def test_plain_http_is_refused_except_to_loopback(remote: Remote) -> None:
+    src = remote.csv("c.csv", "Name,Phone\nAyesha Siddiqui,0301-2345678\n")
+    res = remote.run(
+        "plan",
+        str(src),
+        "--region",
+        "PK",
+        env=remote.env(WASMS_BASE_URL="http://sys.wasms.net/api/"),
+    )
+    assert res.exit_code == 2 and "http://" in res.stderr
+
+
+def test_report_and_plan_files_are_owner_only(remote: Remote) -> None:
+    src = remote.csv("c.csv", "Name,Phone\nAyesha Siddiqui,0301-2345678\nBad Row,nope\n")
+    out = remote.tmp / "r"
+    res = remote.run("apply", str(src), "--region", "PK", "--report-dir", str(out))
+    assert res.exit_code == 0, res.stderr
+    names = sorted(p.name for p in out.iterdir())
+    assert names == [
+        "plan.json",
+        "rejected.csv",
+        "report.csv",
+        "report.json",
+        "report.xlsx",
+        "summary.md",
+    ]
+    assert stat.S_IMODE(out.stat().st_mode) == 0o700
+    assert {stat.S_IMODE(p.stat().st_mode) for p in out.iterdir()} == {0o600}
 
 
 def test_wrong_secret_exits_4_before_any_write(remote: Remote) -> None:
