@@ -17,19 +17,30 @@ Every non-blank data row ends up in exactly one place:
 from __future__ import annotations
 
 import gc
-import operator
-from collections.abc import Callable, Sequence
+from bisect import bisect_left
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from itertools import compress, repeat
+from operator import itemgetter
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sync.errors import InputError
 from sync.mapping import ColumnPlan, Mapping, resolve, suggest_phone_column
 from sync.models import DesiredContact, Origin, RowIssue
-from sync.names import clean_name, country_region, join_parts, split_groups, too_short
-from sync.phonecache import normalize_values
+from sync.names import (
+    MIN_NAME_BYTES,
+    clean_name,
+    country_region,
+    join_parts,
+    split_groups,
+    too_short,
+)
+from sync.phonecache import normalize_by_region
 from sync.phones import MISSING, MOBILE_TYPES, PhoneResult
-from sync.read import Table, open_tables
+from sync.read import Table, open_tables, pick_rows, read_columns
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +75,7 @@ class IngestResult:
 
 
 # A valid row before duplicates are merged: e164, name, groups, origin, raw, type, extension, notes
-_Valid = tuple[str, str, tuple[str, ...], Origin, str, str, str, tuple[str, ...]]
+_ValidRow = tuple[str, str, tuple[str, ...], Origin, str, str, str, tuple[str, ...]]
 # An invalid row before its original cells are read back: table index, row, reason, raw, name
 _Invalid = tuple[int, int, str, str, str]
 
@@ -108,13 +119,6 @@ def _note(table: Table, why: str) -> Table:
     return Table(table.path, table.sheet, table.kind, None, None, table.header, 0, table.rows, why)
 
 
-def _getter(cols: list[int]) -> Callable[[list[str]], tuple[str, ...]]:
-    if len(cols) == 1:
-        only = cols[0]
-        return lambda cells: (cells[only],)
-    return operator.itemgetter(*cols)
-
-
 class _Ingest:
     """The state of one ingest run; `run()` returns the result."""
 
@@ -123,7 +127,7 @@ class _Ingest:
         self.drop = frozenset(g.casefold() for g in mapping.drop_groups)
         self.group_cache: dict[str, tuple[str, ...]] = {}
         self.country_cache: dict[str, str | None] = {}
-        self.valid: list[_Valid] = []
+        self.valid = _Valid()
         self.invalid: list[_Invalid] = []
 
     def groups_of(self, cells: Sequence[str]) -> tuple[str, ...]:
@@ -151,23 +155,25 @@ class _Ingest:
         return region, ""
 
 
-def _read_columns(table: Table, plan: ColumnPlan) -> tuple[list[int], list[tuple[str, ...]]]:
-    cols = [p.index for p in plan.phones] + [p.label_index or 0 for p in plan.phones]
+def _read_columns(table: Table, plan: ColumnPlan) -> tuple[list[int], list[list[str]]]:
+    """Row numbers and, per role (the layout `_rows` indexes), the column of every data row.
+
+    Each source column is read once; a role without a column gets a shared column of "".
+    """
+    cols: list[int | None] = [p.index for p in plan.phones]
+    cols += [p.label_index for p in plan.phones]
     cols += [*plan.name, *plan.company, *plan.groups]
-    cols += [plan.first or 0, plan.middle or 0, plan.last or 0, plan.country or 0]
-    get = _getter(cols)
-    numbers: list[int] = []
-    picked: list[tuple[str, ...]] = []
-    for number, cells in table.rows():
-        numbers.append(number)
-        picked.append(get(cells))
-    return numbers, picked
+    cols += [plan.first, plan.middle, plan.last, plan.country]
+    wanted = sorted({c for c in cols if c is not None})
+    numbers, columns = read_columns(table, wanted)
+    by_index = dict(zip(wanted, columns, strict=True))
+    empty = [""] * len(numbers)
+    return numbers, [empty if c is None else by_index[c] for c in cols]
 
 
 def _pick_phone(
     cells: Sequence[tuple[str, str]],
-    region: str | None,
-    results: dict[tuple[str, str | None], PhoneResult],
+    results: dict[str, PhoneResult],
     mapping: Mapping,
 ) -> tuple[PhoneResult | None, str, str, list[str]]:
     """The row's phone: (result, raw cell, reason when none, notes)."""
@@ -188,7 +194,7 @@ def _pick_phone(
             continue
         parts = [p for p in cell.split(":::")] if ":::" in cell else [cell]
         for k, part in enumerate(parts):
-            res = results[(part.strip() if len(parts) > 1 else part, region)]
+            res = results[part.strip() if len(parts) > 1 else part]
             if not res[0]:
                 if not first_reason:
                     first_raw, first_reason = cell, res[3]
@@ -208,14 +214,24 @@ def _pick_phone(
     return None, first_raw, first_reason or MISSING, notes
 
 
-def _pairs(picked: list[tuple[str, ...]], nphones: int, regions: list[str | None]) -> set[Any]:
-    pairs: set[tuple[str, str | None]] = set()
-    for j in range(nphones):
-        column = [row[j] for row in picked]
-        pairs.update(zip(column, regions, strict=True))
-    for value, region in [p for p in pairs if ":::" in p[0]]:
-        pairs.update((part.strip(), region) for part in value.split(":::"))
-    return pairs
+def _values(
+    columns: list[list[str]], nphones: int, regions: list[str | None] | None, region: str | None
+) -> dict[str | None, set[str]]:
+    """The distinct phone cells (and the parts of `:::` cells) to normalise, per region."""
+    by_region: dict[str | None, set[str]] = {}
+    if regions is None:
+        values: set[str] = set()
+        for j in range(nphones):
+            values.update(columns[j])
+        by_region[region] = values
+    else:
+        for j in range(nphones):
+            for value, reg in set(zip(columns[j], regions, strict=True)):
+                by_region.setdefault(reg, set()).add(value)
+    for values in by_region.values():
+        multi = [v for v in values if ":::" in v]
+        values.update(part.strip() for v in multi for part in v.split(":::"))
+    return by_region
 
 
 def ingest(
@@ -251,7 +267,7 @@ def _ingest(
         if plan is None:
             sources.append(_info(table, (), 0))
             continue
-        numbers, picked = _read_columns(table, plan)
+        numbers, columns = _read_columns(table, plan)
         if not numbers:
             if len(opened) == 1 or table.sheet is None or mapping.sheet != "*":
                 raise InputError(
@@ -262,8 +278,8 @@ def _ingest(
             continue
         rows_read += len(numbers)
         sources.append(_info(table, plan.roles, len(numbers)))
-        _rows(run, t_index, table, plan, numbers, picked, cache_dir, workers)
-        del numbers, picked
+        _rows(run, t_index, table, plan, numbers, columns, cache_dir, workers)
+        del numbers, columns
     contacts, duplicates = _merge(run.valid, mapping.name_policy)
     issues = _invalid_issues(run.invalid, opened) + duplicates
     return IngestResult(tuple(contacts), tuple(issues), rows_read, tuple(sources))
@@ -287,140 +303,274 @@ def _info(table: Table, roles: Any, rows: int, skipped: str | None = None) -> So
     )
 
 
+class _Valid:
+    """Valid rows before duplicates are merged, column-wise, in file order."""
+
+    __slots__ = ("e164", "exts", "groups", "kinds", "names", "notes", "origins", "raws")
+
+    def __init__(self) -> None:
+        self.e164: list[str] = []
+        self.names: list[str] = []
+        self.groups: list[tuple[str, ...]] = []
+        self.origins: list[Origin] = []
+        self.raws: list[str] = []
+        self.kinds: list[str] = []
+        self.exts: list[str] = []
+        self.notes: list[tuple[str, ...]] = []
+
+    def row(self, k: int) -> _ValidRow:
+        return (
+            self.e164[k],
+            self.names[k],
+            self.groups[k],
+            self.origins[k],
+            self.raws[k],
+            self.kinds[k],
+            self.exts[k],
+            self.notes[k],
+        )
+
+
 def _rows(
     run: _Ingest,
     t_index: int,
     table: Table,
     plan: ColumnPlan,
     numbers: list[int],
-    picked: list[tuple[str, ...]],
+    columns: list[list[str]],
     cache_dir: Path | None,
     workers: int | None,
 ) -> None:
+    """Pick each row's phone, name and groups; valid rows go to `run.valid`, others `run.invalid`.
+
+    Rows of the common shape (one phone column that normalises cleanly, a clean name of a
+    sendable length) are handled column-wise; every other row goes through `_row`.
+    """
     m = run.m
+    n = len(numbers)
     nph = len(plan.phones)
     has_labels = any(p.label_index is not None for p in plan.phones)
+    n_name, n_grp = len(plan.name), len(plan.groups)
+    o_name = 2 * nph
+    o_grp = o_name + n_name + len(plan.company)
+    o_parts = o_grp + n_grp
+    file, sheet = str(table.path), table.sheet
+
+    region_notes: list[str] = []
+    regions: list[str | None] | None = None
+    if plan.country is not None:
+        resolved = [run.region_of(cell) for cell in columns[o_parts + 3]]
+        regions = [r for r, _ in resolved]
+        region_notes = [w for _, w in resolved]
+    values = _values(columns, nph, regions, m.default_region)
+    results = normalize_by_region(values, cache_dir=cache_dir, workers=workers)
+    del values
+
+    phones = columns[0]
+    if regions is None:
+        res = list(map(results[m.default_region].__getitem__, phones))
+    else:
+        res = [results[r][v] for v, r in zip(phones, regions, strict=True)]
+
+    if nph == 1 and not has_labels and n_name:
+        names = columns[o_name]
+        lo, hi = MIN_NAME_BYTES, m.max_name_length
+        mobile_only = m.require_mobile
+        slow = [
+            i
+            for i, (r, v) in enumerate(zip(res, names, strict=True))
+            if not r[0]
+            or r[2]
+            or (mobile_only and r[1] not in MOBILE_TYPES)
+            or not lo <= len(v) <= hi
+            or v[0] == " "
+            or v[-1] == " "
+            or "  " in v
+            or not v.isprintable()
+        ]
+        names = list(names)
+    else:
+        slow = list(range(n))
+        names = [""] * n
+
+    if n_grp == 0:
+        groups = [run.groups_of(())] * n
+    elif n_grp == 1:
+        cells = columns[o_grp]
+        known = {c: run.groups_of((c,)) for c in set(cells)}
+        groups = list(map(known.__getitem__, cells))
+    else:
+        keys = list(zip(*columns[o_grp : o_grp + n_grp], strict=True))
+        known_t = {k: run.groups_of(k) for k in set(keys)}
+        groups = list(map(known_t.__getitem__, keys))
+
+    e164 = list(map(itemgetter(0), res))
+    kinds = list(map(itemgetter(1), res))
+    exts = list(map(itemgetter(2), res))
+    raws = list(phones)
+    notes: list[tuple[str, ...]] = [()] * n
+    keep: list[bool] | None = None
+    if slow:
+        keep = [True] * n
+        for i in slow:
+            region = m.default_region if regions is None else regions[i]
+            row = [c[i] for c in columns]
+            out = _row(run, plan, row, region, results[region], nph, has_labels)
+            if len(out) == 7:
+                e164[i], names[i], groups[i], raws[i], kinds[i], exts[i], notes[i] = out
+                continue
+            keep[i] = False
+            reason, raw, name, no_phone = out
+            if no_phone and region_notes and region_notes[i]:
+                reason = f"{reason} ({region_notes[i]})"
+            run.invalid.append((t_index, numbers[i], reason, raw, name))
+        if all(keep):
+            keep = None
+
+    v = run.valid
+    picked = numbers if keep is None else list(compress(numbers, keep))
+    v.origins.extend(map(Origin, repeat(file), repeat(sheet), picked))
+    v.e164.extend(_kept(e164, keep))
+    v.names.extend(_kept(names, keep))
+    v.groups.extend(_kept(groups, keep))
+    v.raws.extend(_kept(raws, keep))
+    v.kinds.extend(_kept(kinds, keep))
+    v.exts.extend(_kept(exts, keep))
+    v.notes.extend(_kept(notes, keep))
+
+
+def _kept(column: list[_T], keep: list[bool] | None) -> Iterable[_T]:
+    return column if keep is None else compress(column, keep)
+
+
+def _row(
+    run: _Ingest,
+    plan: ColumnPlan,
+    row: list[str],
+    region: str | None,
+    results: dict[str, PhoneResult],
+    nph: int,
+    has_labels: bool,
+) -> tuple[str, str, tuple[str, ...], str, str, str, tuple[str, ...]] | tuple[str, str, str, bool]:
+    """One row the column-wise pass did not settle.
+
+    Returns (e164, name, groups, raw, type, extension, notes) for a valid row, or (reason, raw,
+    name, whether no phone was usable) for an invalid one.
+    """
+    m = run.m
     n_name, n_comp, n_grp = len(plan.name), len(plan.company), len(plan.groups)
     o_name = 2 * nph
     o_comp = o_name + n_name
     o_grp = o_comp + n_comp
     o_parts = o_grp + n_grp
-    has_parts = (plan.first, plan.middle, plan.last) != (None, None, None)
-    part_mask = [plan.first is not None, plan.middle is not None, plan.last is not None]
-    has_country = plan.country is not None
-    file, sheet = str(table.path), table.sheet
-
-    region_notes: list[str] = []
-    if has_country:
-        resolved = [run.region_of(row[o_parts + 3]) for row in picked]
-        regions = [r for r, _ in resolved]
-        region_notes = [n for _, n in resolved]
+    chosen: PhoneResult | None
+    notes: list[str]
+    if nph == 1 and not has_labels:
+        res = results[row[0]]
+        if res[0] and not (m.require_mobile and res[1] not in MOBILE_TYPES) and not res[2]:
+            chosen, raw, reason, notes = res, row[0], "", []
+        else:
+            chosen, raw, reason, notes = _pick_phone([(row[0], "")], results, m)
     else:
-        regions = [m.default_region] * len(picked)
-    results = normalize_values(_pairs(picked, nph, regions), cache_dir=cache_dir, workers=workers)
-    no_groups: tuple[str, ...] = run.groups_of(())
-    fallback = m.name_fallback
-    max_len = m.max_name_length
+        cells = [(row[j], row[nph + j] if has_labels else "") for j in range(nph)]
+        chosen, raw, reason, notes = _pick_phone(cells, results, m)
 
-    for i, row in enumerate(picked):
-        region = regions[i]
-        chosen: PhoneResult | None
-        notes: list[str]
-        if nph == 1 and not has_labels:
-            res = results[(row[0], region)]
-            if res[0] and not (m.require_mobile and res[1] not in MOBILE_TYPES) and not res[2]:
-                chosen, raw, reason, notes = res, row[0], "", []
+    if n_name == 1:
+        name = clean_name(row[o_name])
+    else:
+        name = next((n for n in (clean_name(row[o_name + j]) for j in range(n_name)) if n), "")
+    part_mask = [plan.first is not None, plan.middle is not None, plan.last is not None]
+    has_parts = any(part_mask)
+    parts = join_parts([row[o_parts + j] for j in range(3) if part_mask[j]]) if has_parts else ""
+    if chosen is None:
+        return (reason, raw, name or parts, True)
+    if not name:
+        name = parts
+    if not name or too_short(name):
+        given = name
+        name = ""
+        for how in m.name_fallback:
+            if how == "parts":
+                alt = parts
+            elif how == "company":
+                alt = next(
+                    (c for c in (clean_name(row[o_comp + j]) for j in range(n_comp)) if c), ""
+                )
             else:
-                chosen, raw, reason, notes = _pick_phone([(row[0], "")], region, results, m)
-        else:
-            cells = [(row[j], row[nph + j] if has_labels else "") for j in range(nph)]
-            chosen, raw, reason, notes = _pick_phone(cells, region, results, m)
-
-        if n_name == 1:
-            name = clean_name(row[o_name])
-        else:
-            name = next((n for n in (clean_name(row[o_name + j]) for j in range(n_name)) if n), "")
-        parts = (
-            join_parts([row[o_parts + j] for j in range(3) if part_mask[j]]) if has_parts else ""
-        )
-        if chosen is None:
-            if region_notes and region_notes[i]:
-                reason = f"{reason} ({region_notes[i]})"
-            run.invalid.append((t_index, numbers[i], reason, raw, name or parts))
-            continue
+                alt = chosen[0]
+            if alt and not too_short(alt):
+                name = alt
+                what = (
+                    "first + last"
+                    if how == "parts"
+                    else ("company" if how == "company" else "phone number")
+                )
+                notes.append(
+                    f"name {given!r} under 4 bytes; used the {what}"
+                    if given
+                    else f"no name; used the {what}"
+                )
+                break
         if not name:
-            name = parts
-        if not name or too_short(name):
-            given = name
-            name = ""
-            for how in fallback:
-                if how == "parts":
-                    alt = parts
-                elif how == "company":
-                    alt = next(
-                        (c for c in (clean_name(row[o_comp + j]) for j in range(n_comp)) if c), ""
-                    )
-                else:
-                    alt = chosen[0]
-                if alt and not too_short(alt):
-                    name = alt
-                    what = (
-                        "first + last"
-                        if how == "parts"
-                        else ("company" if how == "company" else "phone number")
-                    )
-                    notes.append(
-                        f"name {given!r} under 4 bytes; used the {what}"
-                        if given
-                        else f"no name; used the {what}"
-                    )
-                    break
-            if not name:
-                why = f"name {given!r} too short (under 4 bytes)" if given else "missing name"
-                run.invalid.append((t_index, numbers[i], why, raw, given))
-                continue
-        if len(name) > max_len:
-            why = f"name longer than {max_len} characters ({len(name)})"
-            run.invalid.append((t_index, numbers[i], why, raw, name[:max_len]))
-            continue
-        if n_grp == 1:
-            groups = run.group_cache.get(row[o_grp]) or run.groups_of((row[o_grp],))
-        else:
-            groups = run.groups_of(row[o_grp : o_grp + n_grp]) if n_grp else no_groups
-        run.valid.append(
-            (
-                chosen[0],
-                name,
-                groups,
-                Origin(file, sheet, numbers[i]),
-                raw,
-                chosen[1],
-                chosen[2],
-                tuple(notes),
-            )
-        )
+            why = f"name {given!r} too short (under 4 bytes)" if given else "missing name"
+            return (why, raw, given, False)
+    max_len = m.max_name_length
+    if len(name) > max_len:
+        why = f"name longer than {max_len} characters ({len(name)})"
+        return (why, raw, name[:max_len], False)
+    if n_grp == 1:
+        groups = run.group_cache.get(row[o_grp]) or run.groups_of((row[o_grp],))
+    else:
+        groups = run.groups_of(row[o_grp : o_grp + n_grp]) if n_grp else run.groups_of(())
+    return (chosen[0], name, groups, raw, chosen[1], chosen[2], tuple(notes))
 
 
-def _merge(valid: list[_Valid], policy: str) -> tuple[list[DesiredContact], list[RowIssue]]:
+def _merge(valid: _Valid, policy: str) -> tuple[list[DesiredContact], list[RowIssue]]:
     """One contact per E.164; the name policy picks the winning row, the others become issues."""
-    first: dict[str, int] = {}
-    dups: dict[str, list[int]] = {}
-    for idx, rec in enumerate(valid):
-        seen = first.setdefault(rec[0], idx)
-        if seen != idx:
-            dups.setdefault(rec[0], [seen]).append(idx)
-    contacts: list[DesiredContact] = []
-    issues: list[RowIssue] = []
-    for idx, (e, name, groups, origin, raw, kind, ext, notes) in enumerate(valid):
-        if e not in dups:
-            contacts.append(
-                DesiredContact(e, name, groups, origin, raw, kind, ext or None, (), notes)
+    es = valid.e164
+    count = len(es)
+    first = dict(zip(reversed(es), range(count - 1, -1, -1), strict=True))  # E.164 → first row
+    exts = [x or None for x in valid.exts]
+    if len(first) == count:  # no duplicates
+        return list(
+            map(
+                DesiredContact,
+                es,
+                valid.names,
+                valid.groups,
+                valid.origins,
+                valid.raws,
+                valid.kinds,
+                exts,
+                repeat(()),
+                valid.notes,
             )
-            continue
-        idxs = dups[e]
-        if idxs[0] != idx:
-            continue
-        rows = [valid[k] for k in idxs]
+        ), []
+    later = [k for k, f in enumerate(map(first.__getitem__, es)) if f != k]  # not a first row
+    dups: dict[str, list[int]] = {}
+    for k in later:
+        e = es[k]
+        dups.setdefault(e, [first[e]]).append(k)
+    head = [True] * count
+    for k in later:
+        head[k] = False
+    contacts = list(
+        map(
+            DesiredContact,
+            compress(es, head),
+            compress(valid.names, head),
+            compress(valid.groups, head),
+            compress(valid.origins, head),
+            compress(valid.raws, head),
+            compress(valid.kinds, head),
+            compress(exts, head),
+            repeat(()),
+            compress(valid.notes, head),
+        )
+    )
+    issues: list[RowIssue] = []
+    for idxs in sorted(dups.values(), key=itemgetter(0)):
+        rows = [valid.row(k) for k in idxs]
         if policy == "last":
             win = len(rows) - 1
         elif policy == "longest":
@@ -430,8 +580,9 @@ def _merge(valid: list[_Valid], policy: str) -> tuple[list[DesiredContact], list
         merged = tuple(dict.fromkeys(g for r in rows for g in r[2]))
         e, name, _, origin, raw, kind, ext, notes = rows[win]
         others = tuple(r[3] for k, r in enumerate(rows) if k != win)
-        contacts.append(
-            DesiredContact(e, name, merged, origin, raw, kind, ext or None, others, notes)
+        at = idxs[0] - bisect_left(later, idxs[0])  # its place among the contacts
+        contacts[at] = DesiredContact(
+            e, name, merged, origin, raw, kind, ext or None, others, notes
         )
         reason = f"same phone {e} as {origin}"
         for k, r in enumerate(rows):
@@ -466,10 +617,7 @@ def _invalid_issues(
     for t_index, wanted in by_table.items():
         table = opened[t_index][0]
         header = table.header
-        found = 0
-        for number, cells in table.rows():
-            if number not in wanted:
-                continue
+        for number, cells in pick_rows(table, wanted):
             reason, raw, name = wanted[number]
             columns = {
                 (header[j] if j < len(header) else f"(column {j + 1})"): c
@@ -486,7 +634,4 @@ def _invalid_issues(
                     columns=columns,
                 )
             )
-            found += 1
-            if found == len(wanted):
-                break
     return issues

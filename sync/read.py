@@ -18,14 +18,17 @@ from __future__ import annotations
 import codecs
 import csv
 import datetime as dt
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import islice
+from operator import itemgetter
 from pathlib import Path
-from typing import Final
-
-import python_calamine as pc
+from typing import TYPE_CHECKING, Final
 
 from sync.errors import InputError
+
+if TYPE_CHECKING:  # python_calamine is imported when a workbook is opened, not for a CSV
+    import python_calamine as pc
 
 TEXT_EXTENSIONS: Final = frozenset({".csv", ".txt", ".tsv", ".tab"})
 BOOK_EXTENSIONS: Final = frozenset({".xlsx", ".xlsm", ".xls", ".ods"})
@@ -34,8 +37,11 @@ _ZIP = b"PK\x03\x04"
 _CFB = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # OLE2: legacy .xls, or an encrypted workbook
 _HEAD = 65536
 _CHUNK = 1 << 20
+_BATCH = 1 << 14  # records parsed per batch by the bulk CSV reader
 
 Rows = Iterator[tuple[int, list[str]]]
+# Batches of data rows: (their row numbers, their cells), blank rows skipped, short rows padded
+Batches = Iterator[tuple[Sequence[int], list[list[str]]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +57,48 @@ class Table:
     header_row: int
     rows: Callable[[], Rows]  # data rows after the header, blank rows skipped
     skipped: str | None = None  # why this sheet is not read (hidden, empty)
+    batches: Callable[[], Batches] | None = None  # the same rows in batches (faster), if offered
+
+
+def row_batches(table: Table) -> Batches:
+    """The rows of `table` in batches: the same rows, numbers and cells as `table.rows()`."""
+    if table.batches is not None:
+        yield from table.batches()
+        return
+    numbers: list[int] = []
+    cells: list[list[str]] = []
+    for number, row in table.rows():
+        numbers.append(number)
+        cells.append(row)
+        if len(numbers) == _BATCH:
+            yield numbers, cells
+            numbers, cells = [], []
+    if numbers:
+        yield numbers, cells
+
+
+def read_columns(table: Table, cols: Sequence[int]) -> tuple[list[int], list[list[str]]]:
+    """The row numbers and the given columns (one list each) of every data row of `table`."""
+    numbers: list[int] = []
+    out: list[list[str]] = [[] for _ in cols]
+    for batch_numbers, rows in row_batches(table):
+        numbers.extend(batch_numbers)
+        for column, j in zip(out, cols, strict=True):
+            column.extend(map(itemgetter(j), rows))
+    return numbers, out
+
+
+def pick_rows(table: Table, wanted: Collection[int]) -> Rows:
+    """The (row number, cells) of the wanted data rows, in file order."""
+    left = len(wanted)
+    if not left:
+        return
+    for numbers, rows in row_batches(table):
+        for k in [k for k, n in enumerate(numbers) if n in wanted]:
+            yield numbers[k], rows[k]
+            left -= 1
+            if not left:
+                return
 
 
 def _fail(path: Path, what: str, hint: str | None = None) -> InputError:
@@ -186,7 +234,45 @@ def _csv_table(path: Path) -> Table:
                 cells.extend([""] * (width - len(cells)))
             yield number, cells
 
-    return Table(path, None, "csv", encoding, delimiter, header, header_row, rows)
+    def batches() -> Batches:
+        """rows() in batches, parsed by the csv module without a Python step per row."""
+        csv.field_size_limit(1 << 30)
+        last = header_row  # the number of the last row handed out
+        try:
+            with path.open(encoding=encoding, newline="") as fh:
+                reader = csv.reader(fh, delimiter=delimiter)
+                for _ in range(skip):
+                    next(reader, None)
+                done = 0  # records read so far: the last one's number
+                while batch := list(islice(reader, _BATCH)):
+                    first = done + 1
+                    done += len(batch)
+                    if first <= header_row:
+                        batch = batch[header_row - first + 1 :]
+                        first = header_row + 1
+                    numbers: Sequence[int] = range(first, done + 1)
+                    maybe = [k for k, c in enumerate(batch) if not c or not c[0] or c[0].isspace()]
+                    blank = {k for k in maybe if _is_blank(batch[k])}
+                    if blank:
+                        numbers = [n for k, n in enumerate(numbers) if k not in blank]
+                        batch = [c for k, c in enumerate(batch) if k not in blank]
+                    if batch and min(map(len, batch)) < width:
+                        for cells in batch:
+                            if len(cells) < width:
+                                cells.extend([""] * (width - len(cells)))
+                    if batch:
+                        last = numbers[-1]
+                        yield numbers, batch
+        except (csv.Error, UnicodeDecodeError):
+            # the row-by-row reader raises the error worded with its row number
+            yield from _batched(r for r in rows() if r[0] > last)
+
+    return Table(path, None, "csv", encoding, delimiter, header, header_row, rows, batches=batches)
+
+
+def _batched(rows: Rows) -> Batches:
+    for number, cells in rows:
+        yield [number], [cells]
 
 
 # -- workbooks -------------------------------------------------------------------------------------
@@ -214,6 +300,8 @@ def cell_text(value: object) -> str:
 
 
 def _open_book(path: Path) -> pc.CalamineWorkbook:
+    import python_calamine as pc
+
     with path.open("rb") as fh:
         head = fh.read(8)
     suffix = path.suffix.lower()
