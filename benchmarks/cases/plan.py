@@ -94,6 +94,11 @@ def _diff(label: str, ours: set[str], theirs: set[str]) -> str:
     )
 
 
+def _stages(report: Path) -> str:
+    """The run's own stage timings (report.json), for the log."""
+    return json.dumps(summary(report).get("timings", {}))
+
+
 def report_share(reports: list[Path]) -> tuple[float, float]:
     """Median (report seconds, total seconds) from report.json timings."""
     timings = [summary(r)["timings"] for r in reports]
@@ -132,7 +137,7 @@ def cold_plan(ctx: Context) -> list[Row]:
             home = ctx.scratch("home")  # empty: a cold normalisation cache every round
             run, report = project_plan(ctx, emu, source, home, "plan")
             reports.append(report)
-            ctx.log(f"[plan] round {r + 1}: project {fmt_s(run.wall)}")
+            ctx.log(f"[plan] round {r + 1}: project {fmt_s(run.wall)} {_stages(report)}")
             return run
 
         def theirs(r: int) -> ChildRun:
@@ -182,13 +187,16 @@ def nightly(ctx: Context) -> list[Row]:
     outs: list[Path] = []
     with emulator(contacts=remote) as emu:
         ctx.log("[nightly] warm-up: the first (cold) run fills the normalisation cache")
-        cold, _ = project_plan(ctx, emu, source, home, "nightly-cold")
-        ctx.log(f"[nightly] cold run {fmt_s(cold.wall)}, peak {fmt_mib(cold.peak_rss)}")
+        cold, cold_report = project_plan(ctx, emu, source, home, "nightly-cold")
+        ctx.log(
+            f"[nightly] cold run {fmt_s(cold.wall)}, peak {fmt_mib(cold.peak_rss)} "
+            f"{_stages(cold_report)}"
+        )
 
         def ours(r: int) -> ChildRun:
             run, report = project_plan(ctx, emu, source, home, "nightly")
             reports.append(report)
-            ctx.log(f"[nightly] round {r + 1}: project (warm) {fmt_s(run.wall)}")
+            ctx.log(f"[nightly] round {r + 1}: project (warm) {fmt_s(run.wall)} {_stages(report)}")
             return run
 
         def theirs(r: int) -> ChildRun:
