@@ -233,6 +233,11 @@ class WasmsClient:
                     result = await self._send(endpoint, build(), op)
         except RemoteError as exc:
             exc.attempts = op.requests  # every request is accounted for, failed ones too
+            if exc.retryable and op.requests > 1:
+                exc.message += f" (gave up after {op.requests} attempts)"
+                exc.hint = exc.hint or (
+                    "check WASMS_BASE_URL, the network and the service's status, then run again"
+                )
             raise
         return result
 
