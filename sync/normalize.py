@@ -25,6 +25,7 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any, TypeVar
 
+from sync.bulk import build
 from sync.errors import InputError
 from sync.mapping import ColumnPlan, Mapping, resolve, suggest_phone_column
 from sync.models import DesiredContact, Origin, RowIssue
@@ -429,18 +430,27 @@ def _rows(
 
     v = run.valid
     picked = numbers if keep is None else list(compress(numbers, keep))
-    v.origins.extend(map(Origin, repeat(file), repeat(sheet), picked))
-    v.e164.extend(_kept(e164, keep))
-    v.names.extend(_kept(names, keep))
-    v.groups.extend(_kept(groups, keep))
-    v.raws.extend(_kept(raws, keep))
-    v.kinds.extend(_kept(kinds, keep))
-    v.exts.extend(_kept(exts, keep))
-    v.notes.extend(_kept(notes, keep))
+    count = len(picked)
+    origins = build(Origin, count, [repeat(file, count), repeat(sheet, count), picked])
+    v.origins = _joined(v.origins, origins, None)
+    v.e164 = _joined(v.e164, e164, keep)
+    v.names = _joined(v.names, names, keep)
+    v.groups = _joined(v.groups, groups, keep)
+    v.raws = _joined(v.raws, raws, keep)
+    v.kinds = _joined(v.kinds, kinds, keep)
+    v.exts = _joined(v.exts, exts, keep)
+    v.notes = _joined(v.notes, notes, keep)
 
 
-def _kept(column: list[_T], keep: list[bool] | None) -> Iterable[_T]:
-    return column if keep is None else compress(column, keep)
+def _joined(into: list[_T], column: list[_T], keep: list[bool] | None) -> list[_T]:
+    """`into` followed by the kept values of `column` (`column` itself when `into` is empty)."""
+    if keep is not None:
+        into.extend(compress(column, keep))
+        return into
+    if not into:
+        return column
+    into.extend(column)
+    return into
 
 
 def _row(
@@ -532,20 +542,16 @@ def _merge(valid: _Valid, policy: str) -> tuple[list[DesiredContact], list[RowIs
     first = dict(zip(reversed(es), range(count - 1, -1, -1), strict=True))  # E.164 → first row
     exts = [x or None for x in valid.exts]
     if len(first) == count:  # no duplicates
-        return list(
-            map(
-                DesiredContact,
-                es,
-                valid.names,
-                valid.groups,
-                valid.origins,
-                valid.raws,
-                valid.kinds,
-                exts,
-                repeat(()),
-                valid.notes,
-            )
-        ), []
+        columns: list[Iterable[Any]] = [
+            es,
+            valid.names,
+            valid.groups,
+            valid.origins,
+            valid.raws,
+            valid.kinds,
+            exts,
+        ]
+        return build(DesiredContact, count, [*columns, repeat((), count), valid.notes]), []
     later = [k for k, f in enumerate(map(first.__getitem__, es)) if f != k]  # not a first row
     dups: dict[str, list[int]] = {}
     for k in later:
@@ -554,19 +560,16 @@ def _merge(valid: _Valid, policy: str) -> tuple[list[DesiredContact], list[RowIs
     head = [True] * count
     for k in later:
         head[k] = False
-    contacts = list(
-        map(
-            DesiredContact,
-            compress(es, head),
-            compress(valid.names, head),
-            compress(valid.groups, head),
-            compress(valid.origins, head),
-            compress(valid.raws, head),
-            compress(valid.kinds, head),
-            compress(exts, head),
-            repeat(()),
+    heads = count - len(later)
+    columns = [es, valid.names, valid.groups, valid.origins, valid.raws, valid.kinds, exts]
+    contacts = build(
+        DesiredContact,
+        heads,
+        [
+            *(compress(c, head) for c in columns),
+            repeat((), heads),
             compress(valid.notes, head),
-        )
+        ],
     )
     issues: list[RowIssue] = []
     for idxs in sorted(dups.values(), key=itemgetter(0)):

@@ -144,7 +144,7 @@ def normalize_by_region(
             out[region] = dict(
                 zip(
                     compress(distinct, hit),
-                    map(_result, compress(stored, hit)),  # type: ignore[arg-type]
+                    map(tuple, map(str.split, compress(stored, hit), repeat("\x1f"))),  # type: ignore[arg-type]
                     strict=True,
                 )
             )
