@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 
 import pytest
 from hypothesis import given, settings
@@ -97,3 +98,26 @@ def test_real_clock_smoke() -> None:
             await limiter.acquire()
 
     asyncio.run(go())
+
+
+def test_slots_held_through_a_request_bound_what_the_server_sees() -> None:
+    """A request reaches the server at some moment between its grant and its end; counting each
+    slot until a period after the request ended keeps every one-second window at the server
+    within the rate, wherever in its interval each request happens to arrive."""
+    rate = 5
+    limiter = RateLimiter(rate)
+    intervals: list[tuple[float, float]] = []
+
+    async def request(hold: float) -> None:
+        async with limiter.slot() as granted:
+            await asyncio.sleep(hold)  # connection set-up, the server, the answer
+            intervals.append((granted, time.monotonic()))
+
+    async def go() -> None:
+        await asyncio.gather(*(request(0.02 * (i % 4)) for i in range(12)))
+
+    asyncio.run(go())
+    assert len(intervals) == 12
+    for start, _ in intervals:  # the window [start - 1, start] as seen by a request granted last
+        overlapping = [s for s, e in intervals if s <= start and e > start - 1.0]
+        assert len(overlapping) <= rate

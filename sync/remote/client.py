@@ -29,6 +29,7 @@ client raises its own exceptions with redacted text, outside the `except` block,
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -244,9 +245,7 @@ class WasmsClient:
     async def _send(self, endpoint: str, request: httpx.Request, op: _Op) -> Any:
         """One HTTP request within the concurrency and rate bounds; its `data` or an exception."""
         failure: RemoteError | None = None
-        async with self._semaphore:
-            if self._limiter is not None:
-                await self._limiter.acquire()
+        async with self._semaphore, self._rate_slot():
             self.requests_sent += 1
             self.requests_by_endpoint[endpoint] += 1
             op.requests += 1
@@ -263,6 +262,10 @@ class WasmsClient:
         except (TransientError, ServerError) as exc:
             op.ambiguous = op.ambiguous or exc.status != 429
             raise
+
+    def _rate_slot(self) -> contextlib.AbstractAsyncContextManager[object]:
+        """The rate limiter's slot for one request (held until its answer), or nothing."""
+        return self._limiter.slot() if self._limiter else contextlib.nullcontext()
 
     def _transport_failure(
         self, endpoint: str, request: httpx.Request, exc: httpx.RequestError
