@@ -45,21 +45,6 @@ class Entry:
     origin: Origin | None = None  # None for a contact that is only on the remote
     raw_phone: str = ""
 
-    def to_json(self) -> dict[str, Any]:
-        o = self.origin
-        return {
-            "action": self.action,
-            "phone": self.phone,
-            "name": self.name,
-            "groups": self.groups,
-            "reason": self.reason,
-            "remote_id": self.remote_id,
-            "old_name": self.old_name,
-            "old_groups": self.old_groups,
-            "origin": {"file": o.file, "sheet": o.sheet, "row": o.row} if o else None,
-            "raw_phone": self.raw_phone,
-        }
-
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Entry:
         origin = Origin(**data["origin"]) if data.get("origin") else None
@@ -95,7 +80,8 @@ class Plan:
         return bool(self.group_creates) or any(e.action in WRITE_ACTIONS for e in self.entries)
 
     def to_json(self) -> dict[str, Any]:
-        """The saved form: only the writes are kept (plus the counts), enough to execute it."""
+        """The saved form (for orjson, which writes dataclasses as objects): only the writes
+        are kept, plus the counts; enough to execute it."""
         return {
             "format": PLAN_FORMAT,
             "mode": self.mode,
@@ -104,7 +90,7 @@ class Plan:
             "fingerprint": self.fingerprint,
             "in_scope": self.in_scope,
             "counts": self.counts,
-            "entries": [e.to_json() for e in self.writes],
+            "entries": self.writes,  # dataclasses: serialised by orjson as they are
         }
 
     @classmethod

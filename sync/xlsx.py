@@ -51,12 +51,6 @@ def column_letter(index: int) -> str:
     return letters
 
 
-def _text(value: str) -> str:
-    if _ILLEGAL.search(value):
-        value = _ILLEGAL.sub("", value)
-    return escape(value)
-
-
 class Sheet:
     """Rows appended in order to a temporary file; `close()` finishes the XML."""
 
@@ -73,20 +67,20 @@ class Sheet:
         self.rows += 1
         n = self.rows
         self.width = max(self.width, len(values))
-        style = 1 if bold else 2
+        text = f'" t="inlineStr" s="{1 if bold else 2}"><is><t xml:space="preserve">'
         cells = []
         for i, v in enumerate(values):
             if v is None or v == "":
                 continue
-            ref = f"{_LETTERS[i] if i < len(_LETTERS) else column_letter(i)}{n}"
-            if isinstance(v, int) and not isinstance(v, bool):
-                cells.append(f'<c r="{ref}"><v>{v}</v></c>')
+            col = _LETTERS[i] if i < len(_LETTERS) else column_letter(i)
+            if type(v) is int:
+                cells.append(f'<c r="{col}{n}"><v>{v}</v></c>')
             else:
-                cells.append(
-                    f'<c r="{ref}" t="inlineStr" s="{style}"><is><t xml:space="preserve">'
-                    f"{_text(str(v))}</t></is></c>"
-                )
-        self._fh.write(f'<row r="{n}">{"".join(cells)}</row>')
+                cells.append(f'<c r="{col}{n}{text}{escape(str(v))}</t></is></c>')
+        row = "".join(cells)
+        if _ILLEGAL.search(row):  # one search per row: control characters are rare
+            row = _ILLEGAL.sub("", row)
+        self._fh.write(f'<row r="{n}">{row}</row>')
 
     def extend(self, rows: Iterable[Sequence[object]]) -> None:
         for row in rows:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -121,7 +122,7 @@ def test_saved_plan_round_trips() -> None:
         mode="mirror",
         replace_changed=True,
     )
-    again = Plan.from_json(plan.to_json())
+    again = Plan.from_json(orjson.loads(orjson.dumps(plan.to_json())))
     assert again.writes == plan.writes
     assert again.fingerprint == plan.fingerprint
 
