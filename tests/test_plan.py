@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import orjson
 import pytest
 from hypothesis import given, settings
@@ -304,3 +307,17 @@ def test_properties(
         replace_changed=replace_changed,
     )
     assert not again.writes
+
+
+def test_saved_plan_file_streams_and_round_trips(tmp_path: Path) -> None:
+    from sync.engine import _Run, _write_plan
+    from sync.settings import Secret, Settings
+
+    desired = [want(f"+9230011{i:05d}", row=i + 2) for i in range(25_000)]  # 3 chunks
+    plan = make_plan(desired, [have(1, "+923009999999")], GROUPS, [], mode="mirror")
+    run = _Run("plan", Settings(report_dir=tmp_path, secret=Secret("s3cret-value")))
+    run.plan = plan
+    doc = json.loads(_write_plan(run).read_text(encoding="utf-8"))
+    assert doc["run_id"] == run.run_id and "s3cret-value" not in json.dumps(doc)
+    again = Plan.from_json(doc["plan"])
+    assert again.writes == plan.writes and len(again.writes) == 25_001
