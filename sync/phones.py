@@ -57,7 +57,6 @@ _NULLS: Final = frozenset(
 _PUNCT = str.maketrans("", "", " \t-.()/\u00a0\u2009\u202f\u2010\u2011\u2012\u2013\u2014")
 _DIGITS = re.compile(r"\+?[0-9]+")
 _ODD_START: Final = frozenset("-=")  # a minus sign, a formula
-_SEPS: Final = frozenset("./:")  # dates, times and "123.0" floats need screen()
 
 
 def screen(raw: str) -> tuple[str, str]:
@@ -233,15 +232,6 @@ def _country(cc: int) -> tuple[tuple[str, re.Pattern[str] | None], ...]:
     return tuple(out)
 
 
-@cache
-def _npfp(cc: int) -> re.Pattern[str] | None:
-    """National prefix for parsing of the calling code's main region (stripped even after `+cc`)."""
-    main = pnu.region_code_for_country_code(cc)
-    md = PhoneMetadata.metadata_for_region_or_calling_code(cc, main)
-    pattern = getattr(md, "national_prefix_for_parsing", None)
-    return re.compile(pattern) if pattern else None
-
-
 def _classify(cc: int, nsn: str) -> str:
     """Number type of a parsed number, following is_valid_number / number_type exactly."""
     regions = _country(cc)
@@ -258,7 +248,146 @@ def _classify(cc: int, nsn: str) -> str:
     return "unknown"
 
 
+_TOO_SHORT: Final = ValidationResult.TOO_SHORT
+_TOO_LONG: Final = ValidationResult.TOO_LONG
+_POSSIBLE: Final = ValidationResult.IS_POSSIBLE
+_LOCAL_ONLY: Final = ValidationResult.IS_POSSIBLE_LOCAL_ONLY
+_BAD_LENGTH: Final = ValidationResult.INVALID_LENGTH
+_KEEP_UNSTRIPPED: Final = frozenset({_TOO_SHORT, _LOCAL_ONLY, _BAD_LENGTH})
+
+
+class _Plan:
+    """What `phonenumbers.parse` compiles on every call, compiled once for one region's metadata.
+
+    `strip()` is `_maybe_strip_national_prefix_carrier_code` and `length()` is
+    `_test_number_length` (any type) with the same patterns and the same length lists, as
+    compiled objects and sets.
+    """
+
+    __slots__ = (
+        "cc",
+        "cc_str",
+        "general",
+        "hi",
+        "idd",
+        "lengths",
+        "lo",
+        "local",
+        "npfp",
+        "rule",
+    )
+
+    def __init__(self, md: PhoneMetadata) -> None:
+        self.cc: int = md.country_code or 0
+        self.cc_str = str(self.cc)
+        self.idd = re.compile(md.international_prefix) if md.international_prefix else None
+        self.npfp = (
+            re.compile(md.national_prefix_for_parsing) if md.national_prefix_for_parsing else None
+        )
+        self.rule: str | None = md.national_prefix_transform_rule or None
+        general = md.general_desc
+        pattern = getattr(general, "national_number_pattern", None)
+        self.general = re.compile(pattern) if pattern else None
+        lengths = tuple(getattr(general, "possible_length", ()) or ())
+        self.lo: int | None = lengths[0] if lengths else None
+        self.hi = lengths[-1] if lengths else 0
+        self.lengths = frozenset(lengths[1:])
+        self.local = frozenset(getattr(general, "possible_length_local_only", ()) or ())
+        if general is None:
+            self.lo = None
+
+    def viable(self, number: str) -> bool:
+        """`_match_national_number(number, general_desc, False)`."""
+        return self.general is not None and self.general.fullmatch(number) is not None
+
+    def length(self, number: str) -> int:
+        """`_test_number_length(number, metadata)`; the plan exists only when lengths are known."""
+        n = len(number)
+        if n in self.local:
+            return _LOCAL_ONLY
+        lo = self.lo
+        assert lo is not None
+        if n == lo:
+            return _POSSIBLE
+        if n < lo:
+            return _TOO_SHORT
+        if n > self.hi:
+            return _TOO_LONG
+        return _POSSIBLE if n in self.lengths else _BAD_LENGTH
+
+    def strip(self, number: str) -> str:
+        """The number without its national prefix (carrier code), when phonenumbers strips it."""
+        npfp = self.npfp
+        if npfp is None or not number:
+            return number
+        m = npfp.match(number)
+        if m is None:
+            return number
+        viable = self.viable(number)
+        rule = self.rule
+        groups = m.groups()
+        if rule is None or groups[-1] is None:
+            rest = number[m.end() :]
+        else:
+            rest = npfp.sub(rule, number, count=1)
+        if viable and not self.viable(rest):
+            return number
+        return rest
+
+    def keep(self, number: str) -> str:
+        """parse(): the stripped number, unless its length is then not possible."""
+        stripped = self.strip(number)
+        if stripped is number or self.length(stripped) in _KEEP_UNSTRIPPED:
+            return number
+        return stripped
+
+
+def _plan_of(md: PhoneMetadata | None) -> _Plan | None:
+    if md is None or md.general_desc is None or not md.general_desc.possible_length:
+        return None
+    plan = _Plan(md)
+    if plan.rule is not None and plan.npfp is not None and not plan.npfp.groups:
+        return None  # phonenumbers would fail on such metadata: let it
+    return plan
+
+
+@cache
+def _region_plan(region: str) -> _Plan | None:
+    return _plan_of(PhoneMetadata.metadata_for_region(region, None))
+
+
+@cache
+def _main_plan(cc: int) -> _Plan | None:
+    """The plan of the calling code's main region (what parse and is_possible_number use)."""
+    main = pnu.region_code_for_country_code(cc)
+    return _plan_of(PhoneMetadata.metadata_for_region_or_calling_code(cc, main))
+
+
+@cache
+def _where(cc: int) -> str:
+    region = pnu.region_code_for_country_code(cc)
+    return f"region {region}" if region not in (None, "ZZ", "001") else f"+{cc}"
+
+
+_LENGTH_WORDS: Final = {
+    _TOO_SHORT: "too short for {}",
+    _TOO_LONG: "too long for {}",
+    _BAD_LENGTH: "wrong length for {}",
+    _LOCAL_ONLY: "too short for {} (a local number without its area code?)",
+}
+
+
+def _answer(cc: int, nsn: str, plan: _Plan) -> PhoneResult:
+    """A parsed number: E.164 and type when valid, else `_invalid_reason`'s wording."""
+    kind = _classify(cc, nsn)
+    if kind != "unknown":
+        return (f"+{cc}{nsn}", kind, "", "")
+    words = _LENGTH_WORDS.get(plan.length(nsn), "invalid for {}")
+    return ("", "", "", words.format(_where(cc)))
+
+
 def _fast_international(digits: str) -> PhoneResult | None:
+    """`+<digits>`: country code, then the national prefix strip of its main region."""
     if len(digits) < 4 or digits[0] == "0":
         return None
     for size in (1, 2, 3):
@@ -267,47 +396,37 @@ def _fast_international(digits: str) -> PhoneResult | None:
             break
     else:
         return None
-    nsn = digits[size:]
-    npfp = _npfp(cc)
-    if not 4 <= len(nsn) <= 17 or (npfp is not None and npfp.match(nsn)):
+    plan = _main_plan(cc)
+    if plan is None:
         return None
-    kind = _classify(cc, nsn)
-    if kind == "unknown":
-        return None  # the reference words the reason
-    return ("+" + digits, kind, "", "")
-
-
-@cache
-def _region_info(region: str) -> tuple[PhoneMetadata, str, re.Pattern[str] | None] | None:
-    md = PhoneMetadata.metadata_for_region(region, None)
-    if md is None or md.national_prefix_transform_rule:
+    nsn = plan.keep(digits[size:])
+    if not 4 <= len(nsn) <= 17:
         return None
-    idd = re.compile(md.international_prefix) if md.international_prefix else None
-    return md, str(md.country_code), idd
+    return _answer(cc, nsn, plan)
 
 
 def _fast_national(digits: str, region: str) -> PhoneResult | None:
-    info = _region_info(region)
-    if info is None or len(digits) < 4:
+    """National digits with a default region, as `_maybe_extract_country_code` then `parse`."""
+    plan = _region_plan(region)
+    if plan is None or len(digits) < 4 or (plan.idd is not None and plan.idd.match(digits)):
         return None
-    md, cc_str, idd = info
-    if digits.startswith(cc_str) or (idd is not None and idd.match(digits)):
-        return None
-    _carrier, stripped, _ = pnu._maybe_strip_national_prefix_carrier_code(digits, md)
-    nsn = digits
-    if pnu._test_number_length(stripped, md) not in (
-        ValidationResult.TOO_SHORT,
-        ValidationResult.IS_POSSIBLE_LOCAL_ONLY,
-        ValidationResult.INVALID_LENGTH,
-    ):
-        nsn = stripped
+    cc_str = plan.cc_str
+    if digits.startswith(cc_str):
+        # written with the region's country code but no "+": phonenumbers strips it when the
+        # number without it is viable and the full one is not, or the full one is too long
+        rest = plan.strip(digits[len(cc_str) :])
+        if (not plan.viable(digits) and plan.viable(rest)) or plan.length(digits) == _TOO_LONG:
+            main = _main_plan(plan.cc)
+            if main is None or len(rest) < 2:
+                return None
+            nsn = main.keep(rest)
+            if not 4 <= len(nsn) <= 17:
+                return None
+            return _answer(plan.cc, nsn, main)
+    nsn = plan.keep(digits)
     if not 4 <= len(nsn) <= 17:
         return None
-    cc = md.country_code or 0
-    kind = _classify(cc, nsn)
-    if kind == "unknown":
-        return None
-    return (f"+{cc_str}{nsn}", kind, "", "")
+    return _answer(plan.cc, nsn, _main_plan(plan.cc) or plan)
 
 
 def fast_phone(text: str, region: str | None) -> PhoneResult | None:
@@ -325,21 +444,18 @@ def fast_phone(text: str, region: str | None) -> PhoneResult | None:
 def normalize_fast(raw: str, region: str | None) -> PhoneResult:
     """Same answer as `normalize_phone`, usually several times faster."""
     compact = raw.translate(_PUNCT)
-    if (
-        _DIGITS.fullmatch(compact)
-        and raw.lstrip()[:1] not in _ODD_START
-        and not _SEPS & set(raw)
-        and not ("-" in raw and _DATE.fullmatch(raw.strip()))
-    ):
+    if _DIGITS.fullmatch(compact) and "." not in raw and "/" not in raw:
         # digits with spaces, dashes or parentheses only: nothing for screen() to undo or refuse
-        if compact.startswith("00"):
-            compact = "+" + compact[2:]
-        if compact[0] == "+":
-            hit = _fast_international(compact[1:])
-        else:
-            hit = None if region is None else _fast_national(compact, region)
-        if hit is not None:
-            return hit
+        head = raw.lstrip()[:3]
+        if head[:1] not in _ODD_START and not ("-" in raw and _DATE.fullmatch(raw.strip())):
+            if compact[0] == "0" and compact[1:2] == "0" and (head[:2] == "00" or head == "(00"):
+                compact = "+" + compact[2:]  # as screen(): only a leading "00" or "(00"
+            if compact[0] == "+":
+                hit = _fast_international(compact[1:])
+            else:
+                hit = None if region is None else _fast_national(compact, region)
+            if hit is not None:
+                return hit
     text, reason = screen(raw)
     if reason:
         return ("", "", "", reason)

@@ -59,6 +59,96 @@ def test_fast_path_agrees_with_phonenumbers_on_a_large_corpus() -> None:
     assert sum(1 for e in expected if e[0]) > 10_000  # many valid numbers in there
 
 
+WIDE_REGIONS = ["PK", "GB", "US", "DE", "IN", "AE", "IT", "AR", "BR", "MX", "FR", "CN", "RU", "NG"]
+KINDS = [
+    phonenumbers.PhoneNumberType.MOBILE,
+    phonenumbers.PhoneNumberType.FIXED_LINE,
+    phonenumbers.PhoneNumberType.TOLL_FREE,
+    phonenumbers.PhoneNumberType.PREMIUM_RATE,
+    phonenumbers.PhoneNumberType.VOIP,
+]
+
+
+def wide_corpus(n: int, seed: int = 11) -> list[tuple[str, str | None]]:
+    """Shapes the fast path must get exactly right, over many regions.
+
+    Country code without "+" (`923001234567` in PK), with a trunk prefix after it
+    (`9203001234567`), national numbers with the region's own trunk prefix (`0`, `1`, `8`...),
+    numbers of other regions read with the wrong default region, and random digit strings of every
+    length (invalid: the reason must be worded as the reference words it).
+    """
+    rng = random.Random(seed)
+    out: list[tuple[str, str | None]] = []
+    for _ in range(n):
+        region = rng.choice(WIDE_REGIONS)
+        md = phonenumbers.PhoneMetadata.metadata_for_region(region)
+        assert md is not None
+        trunk = md.national_prefix or "0"
+        cc = md.country_code
+        ex = phonenumbers.example_number_for_type(region, rng.choice(KINDS))
+        if ex is None:
+            ex = phonenumbers.example_number(region)
+        assert ex is not None
+        digits = list(phonenumbers.national_significant_number(ex))
+        for _ in range(rng.choice([0, 0, 1, 2, 3])):
+            digits[rng.randrange(len(digits))] = str(rng.randrange(10))
+        nsn = "".join(digits)
+        cut = rng.random()
+        if cut < 0.1:
+            nsn = nsn[:-1]
+        elif cut < 0.18:
+            nsn += str(rng.randrange(10))
+        noise = "".join(str(rng.randrange(10)) for _ in range(rng.randrange(1, 19)))
+        forms = [
+            f"{cc}{nsn}",
+            f"{cc}{trunk}{nsn}",
+            f"{cc} {nsn}",
+            f"{trunk}{nsn}",
+            f"{trunk} {nsn[:3]} {nsn[3:]}",
+            nsn,
+            f"+{cc}{nsn}",
+            f"+{cc}{trunk}{nsn}",
+            f"+{cc} ({trunk}) {nsn}",
+            f"00{cc}{nsn}",
+            noise,
+            f"{cc}{noise}",
+            f"+{cc}{noise}",
+            f"{trunk}{noise}",
+        ]
+        hint = rng.choice([region, region, region, rng.choice(WIDE_REGIONS), None])
+        out.append((rng.choice(forms), hint))
+    return out
+
+
+def test_fast_path_agrees_with_phonenumbers_on_wide_shapes() -> None:
+    """Whole results (E.164, type, extension and reason text) equal the reference's."""
+    pairs = wide_corpus(60_000)
+    expected = [normalize_phone(*p) for p in pairs]
+    mismatches = [(p, e) for p, e in zip(pairs, expected, strict=True) if normalize_fast(*p) != e]
+    assert mismatches == []
+    assert sum(1 for e in expected if e[0]) > 15_000
+    assert sum(1 for e in expected if e[3].startswith(("too short for", "too long for"))) > 2_000
+
+
+@pytest.mark.parametrize(
+    ("raw", "region", "e164"),
+    [
+        ("923001234567", "PK", "+923001234567"),  # country code without "+"
+        ("92 300 1234567", "PK", "+923001234567"),
+        ("9203001234567", "PK", "+923001234567"),  # ... and the trunk prefix after it
+        ("4402079460958", "GB", "+442079460958"),
+        ("442079460958", "GB", "+442079460958"),
+        ("12015550123", "US", "+12015550123"),  # national prefix 1
+        ("89123456789", "RU", "+79123456789"),  # national prefix 8
+        ("011 15 2345 6789", "AR", "+5491123456789"),  # AR: trunk prefix with a transform rule
+        ("+49 (0) 30 123456", None, "+4930123456"),
+    ],
+)
+def test_country_code_and_trunk_prefix_shapes(raw: str, region: str | None, e164: str) -> None:
+    assert normalize_phone(raw, region)[0] == e164
+    assert normalize_fast(raw, region) == normalize_phone(raw, region)
+
+
 def reference(raw: str, region: str | None) -> str | None:
     """phonenumbers alone, after the documented screen (00 → +, .0 dropped...)."""
     text, reason = screen(raw)
