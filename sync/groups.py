@@ -8,7 +8,7 @@ which ids. A name no group holds is to be created (at least 4 characters: the se
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from sync.errors import ConfigError
@@ -59,26 +59,26 @@ class GroupIndex:
         return ids[0] if ids else None
 
 
-def missing_groups(uses: Iterable[tuple[str, object]], index: GroupIndex) -> tuple[str, ...]:
+def missing_groups(
+    token_lists: Iterable[tuple[str, ...]],
+    index: GroupIndex,
+    used_by: Callable[[str], tuple[int, object]] = lambda name: (0, "?"),
+) -> tuple[str, ...]:
     """Group names no remote group holds, in first-seen order, checked for creation.
 
-    `uses` pairs each token with where it was used (a row's origin), for the error message.
+    `token_lists` are the distinct group lists of the rows; `used_by(name)` says how many rows
+    use a name and where first, and is only asked when a name cannot be created.
     """
-    missing: dict[str, list[object]] = {}
-    known: set[str] = set()
-    for token, where in uses:
-        if token in known:
-            continue
-        name = token.strip()
-        if name in missing:
-            missing[name].append(where)
-        elif index.lookup(name) is None:
-            missing[name] = [where]
-        else:
-            known.add(token)
-    for name, places in missing.items():
+    missing: dict[str, None] = {}
+    for tokens in token_lists:
+        for token in tokens:
+            name = token.strip()
+            if name not in missing and index.lookup(name) is None:
+                missing[name] = None
+    for name in missing:
         if len(name) < MIN_GROUP_NAME:
-            used = f"used by {len(places)} row(s), first at {places[0]}"
+            count, first = used_by(name)
+            used = f"used by {count} row(s), first at {first}"
             if name.isdigit():
                 raise ConfigError(
                     f"group id {name} does not exist ({used})",

@@ -153,19 +153,43 @@ def make_plan(
     for rc in sorted(contacts, key=lambda rc: rc.id):
         remote.setdefault(remote_key(rc.phone, region), rc)
 
-    def tokens(d: DesiredContact) -> tuple[str, ...]:
-        return d.groups or (fallback_group,)
+    fallback = (fallback_group,)
 
-    group_creates = missing_groups(((t, d.origin) for d in desired for t in tokens(d)), index)
+    def used_by(name: str) -> tuple[int, object]:
+        rows = [d.origin for d in desired if name in (d.groups or fallback)]
+        return len(rows), rows[0] if rows else "?"
+
+    lists = dict.fromkeys(d.groups or fallback for d in desired)
+    group_creates = missing_groups(lists, index, used_by)
+    # The hot loop at a million rows: a new contact (the common case) is built inline.
     entries: list[Entry] = []
-    wanted: set[str] = set()
+    append = entries.append
+    get_remote = remote.get
     for d in desired:
-        wanted.add(d.phone)
-        entries.append(
-            _desired_entry(
-                d, tokens(d), remote.get(d.phone), d.phone in opted_out, index, replace_changed
+        phone = d.phone
+        r = get_remote(phone)
+        if r is None and phone not in opted_out:
+            append(
+                Entry(
+                    "create",
+                    phone,
+                    d.name,
+                    d.groups or fallback,
+                    "",
+                    None,
+                    None,
+                    (),
+                    d.origin,
+                    d.raw_phone,
+                )
             )
-        )
+        else:
+            append(
+                _desired_entry(
+                    d, d.groups or fallback, r, phone in opted_out, index, replace_changed
+                )
+            )
+    wanted = {d.phone for d in desired}
 
     in_scope = 0
     for phone, r in remote.items():
