@@ -312,17 +312,31 @@ def test_wrong_secret_exits_4_before_any_write(remote: Remote) -> None:
     assert remote.store.stats.writes() == 0
 
 
-def test_missing_permission_is_named(remote: Remote) -> None:
-    key = remote.store.add_key(
-        "read-only-key-1", ["get_contacts", "get_groups", "get_unsubscribed"]
-    )
+def test_missing_permissions_are_named_before_any_write(remote: Remote) -> None:
     src = remote.csv("c.csv", "Name,Phone\nAyesha Siddiqui,0301-2345678\n")
+    reads = ["get_contacts", "get_groups", "get_unsubscribed"]
+    key = remote.store.add_key("read-only-key-1", reads)
     res = remote.run("plan", str(src), "--region", "PK", env=remote.env(WASMS_SECRET=key))
     assert res.exit_code == 0, "planning needs only the read permissions"
+    # a write permission missing: found by a probe that cannot write, before the first write
+    res = remote.run(
+        "apply",
+        str(src),
+        "--region",
+        "PK",
+        "--group",
+        "Customers",
+        env=remote.env(WASMS_SECRET=key),
+    )
+    assert res.exit_code == 4
+    assert "`create_contact`" in res.stderr and "`create_group`" in res.stderr
+    assert not remote.store.contacts() and not remote.store.groups()
+    # two read permissions missing: one message names both, whichever listing failed first
     key = remote.store.add_key("no-list-key-1", ["create_contact", "get_groups"])
     res = remote.run("apply", str(src), "--region", "PK", env=remote.env(WASMS_SECRET=key))
-    assert res.exit_code == 4 and "get_contacts" in res.stderr
-    assert remote.store.stats.writes() == 0
+    assert res.exit_code == 4
+    assert "`get_contacts`" in res.stderr and "`get_unsubscribed`" in res.stderr
+    assert not remote.store.contacts()
 
 
 def test_quota_stops_creates_and_exits_1(remote: Remote) -> None:

@@ -598,3 +598,15 @@ def test_cli_serves_with_a_fixed_secret_and_state(tmp_path: Path) -> None:
             proc.terminate()
             proc.wait(10)
     assert Store.load(state).contacts()[0]["phone"] == "+447400123456"
+
+
+def test_a_refused_write_did_no_work_so_no_answer_is_lost(app: EmulatorApp, store: Store) -> None:
+    store.add_group("Friends")
+    app.set_faults(Faults(lost=1.0, lost_as="502", times=1, scope="writes"))
+    secret = {"secret": store.secret}
+    refused = request(app, "POST", "create/contact", params=secret, data={})
+    assert refused.status_code == 200 and refused.json()["message"] == "Invalid Parameters!"
+    form = {"name": "Shane", "phone": PK, "groups": "1"}
+    lost = request(app, "POST", "create/contact", params=secret, data=form)
+    assert lost.status_code == 502, "the fault was kept for the first write that did work"
+    assert len(store.contacts()) == 1

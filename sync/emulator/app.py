@@ -67,8 +67,10 @@ class EmulatorApp(Starlette):
             return self._proxy_answer(decision)
         params = await _read_params(request)
         reply = dispatch(self.store, endpoint, params)
-        if decision.kind is not None:  # the work is done; now lose the answer
-            return self._proxy_answer(decision)
+        if decision.kind is not None:
+            if reply.status == 200:  # the work is done; now lose the answer
+                return self._proxy_answer(decision)
+            self.chaos.refund(decision)  # nothing was stored: there is no work to lose
         return JSONResponse(reply.body())
 
     def _proxy_answer(self, decision: Decision) -> Response:

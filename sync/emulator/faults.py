@@ -7,7 +7,8 @@ A `Faults` rule says, for reads (get/*), writes (create/*, delete/*) or both:
   lost                                  the work IS done, then the answer is lost: the connection
                                         drops (`lost_as="drop"`), a 502 comes back ("502"), or
                                         either at random ("either"); on a read
-                                        nothing changes, the answer is just lost
+                                        nothing changes, the answer is just lost; a request the
+                                        application refused did no work, so it is answered
 `times` caps how many faults a rule injects (then it only adds latency): `Faults(p429=1, times=2)`
 refuses the next two requests and lets the rest through. `Chaos` holds the active rules and one
 seeded RNG, so a run with the same seed and request order sees the same faults; rules can be
@@ -98,6 +99,12 @@ class Chaos:
                         if rule.times is not None:
                             rule.times -= 1
             return Decision(delay, kind, chosen)
+
+    def refund(self, decision: Decision) -> None:
+        """Give back a fault that was not applied (a counted `times` rule gets it back)."""
+        with self._lock:
+            if decision.rule is not None and decision.rule.times is not None:
+                decision.rule.times += 1
 
     def _roll(self, rule: Faults) -> Kind | None:
         u = self.rng.random()

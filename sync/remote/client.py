@@ -40,7 +40,7 @@ from typing import Any, Literal, Self
 import httpx
 
 from sync import __version__
-from sync.errors import PhoneExists, RemoteError, ServerError, TransientError
+from sync.errors import InvalidRequest, PhoneExists, RemoteError, ServerError, TransientError
 from sync.logs import get_logger, redact, redact_url, register_secret
 from sync.models import OptOut, RemoteContact, RemoteGroup
 
@@ -198,6 +198,21 @@ class WasmsClient:
         op = _Op()
         await self._call("GET", endpoint, {"id": int(row_id)}, op)
         return WriteResult(attempts=op.requests)
+
+    async def check_permission(self, endpoint: str) -> None:
+        """Raise PermissionDenied if the key may not use `endpoint`, without changing anything.
+
+        The server checks the key's permission before the endpoint's parameters, so a request
+        with no parameters answers 403 without the permission and 400 `Invalid Parameters!`
+        with it: a probe that can never write.
+        """
+        method: Method = "POST" if endpoint.startswith("create/") else "GET"
+        try:
+            await self._call(method, endpoint, {}, _Op())
+        except InvalidRequest as exc:
+            if exc.message.strip() == "Invalid Parameters!":
+                return
+            raise
 
     # -- one call, its retries, one request -----------------------------------------------------
 
