@@ -1,0 +1,52 @@
+"""The command line as documentation: every command and option explains itself."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from sync import __version__
+from sync.cli import cli
+
+COMMANDS = sorted(cli.commands)
+
+
+def test_the_documented_commands_exist() -> None:
+    assert {"plan", "apply", "check", "emulator"} <= set(COMMANDS)
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_every_command_and_option_has_help(name: str) -> None:
+    command = cli.commands[name]
+    assert command.help and command.help.strip(), f"{name} has no help text"
+    for param in command.params:
+        if isinstance(param, click.Option):
+            assert param.help, f"{name} {param.opts} has no help text"
+    result = CliRunner().invoke(cli, [name, "--help"])
+    assert result.exit_code == 0 and "Usage:" in result.output
+
+
+def test_plan_and_apply_document_exit_codes_and_environment() -> None:
+    for name in ("plan", "apply"):
+        text = CliRunner().invoke(cli, [name, "--help"]).output
+        assert "WASMS_SECRET_FILE" in text and "3 a safety guard refused" in text
+
+
+def test_python_dash_m_sync_and_version() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "sync", "--version"], capture_output=True, text=True, check=True
+    )
+    assert __version__ in out.stdout
+
+
+def test_no_secret_flag_exists() -> None:
+    """The secret is never a command-line argument (`ps` would show it)."""
+    for command in cli.commands.values():
+        for param in command.params:
+            assert not any("secret" in opt for opt in getattr(param, "opts", [])) or (
+                command.name == "emulator"
+            )
