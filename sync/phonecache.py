@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import contextlib
 import marshal
+import multiprocessing
 import os
 import tempfile
 from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
-from itertools import compress, repeat
+from itertools import chain, compress, repeat
 from pathlib import Path
 from typing import Final
 
@@ -70,13 +71,18 @@ def _storable(key: str) -> bool:
 
 
 def _save_raw(cache_dir: Path, data: dict[str, str]) -> None:
+    _save_joined(cache_dir, "\x00".join(data), "\x00".join(data.values()))
+
+
+def _save_joined(cache_dir: Path, keys: str, values: str) -> None:
+    """Write the cache as stored: keys and values, each NUL-joined (no duplicate keys)."""
     target = cache_file(cache_dir)
     with contextlib.suppress(OSError):
         cache_dir.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=cache_dir, prefix=".phones-", suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as fh:
-                marshal.dump(("\x00".join(data), "\x00".join(data.values())), fh)
+                marshal.dump((keys, values), fh)
             Path(tmp).replace(target)
         finally:
             Path(tmp).unlink(missing_ok=True)
@@ -100,15 +106,46 @@ def _workers(workers: int | None) -> int:
     return max(1, min(8, os.cpu_count() or 1))
 
 
+_SHARED: list[Key] = []  # the values to normalise, inherited by forked workers
+
+
+def _share(start: int, end: int, chunk: list[Key] | None) -> str:
+    """A worker's share, as one string (results joined by \\x1f, then \\x00): cheap to send.
+
+    Forked workers read their share from `_SHARED` (inherited), others get it as `chunk`.
+    """
+    todo = _SHARED[start:end] if chunk is None else chunk
+    return "\x00".join(map("\x1f".join, normalize_many(todo)))
+
+
+def _unshare(text: str, count: int) -> list[PhoneResult]:
+    out: list[PhoneResult] = list(map(tuple, map(str.split, text.split("\x00"), repeat("\x1f"))))  # type: ignore[arg-type]
+    if len(out) != count or any(len(r) != 4 for r in out):
+        raise ValueError("a worker's results do not split into (e164, type, extension, reason)")
+    return out
+
+
 def _run(todo: list[Key], workers: int) -> list[PhoneResult]:
+    """Results in `todo`'s order; over `workers` processes, this one included, when it pays."""
+    global _SHARED
     if workers <= 1 or len(todo) <= POOL_THRESHOLD:
         return normalize_many(todo)
-    size = -(-len(todo) // (workers * 4))
-    chunks = [todo[i : i + size] for i in range(0, len(todo), size)]
-    out: list[PhoneResult] = []
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        for part in pool.map(normalize_many, chunks):
-            out.extend(part)
+    fork = "fork" in multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("fork") if fork else None
+    # this process takes the first share itself (it would only wait otherwise); a smaller one, as
+    # it also receives the other shares' results
+    mine = len(todo) * 9 // (10 * workers)
+    size = -(-(len(todo) - mine) // (workers - 1))
+    bounds = [(i, min(i + size, len(todo))) for i in range(mine, len(todo), size)]
+    _SHARED = todo
+    try:
+        with ProcessPoolExecutor(max_workers=workers - 1, mp_context=context) as pool:
+            futures = [pool.submit(_share, a, b, None if fork else todo[a:b]) for a, b in bounds]
+            out = normalize_many(todo[:mine])
+            for (a, b), future in zip(bounds, futures, strict=True):
+                out.extend(_unshare(future.result(), b - a))
+    finally:
+        _SHARED = []
     return out
 
 
@@ -135,9 +172,9 @@ def normalize_by_region(
     """
     cache = _load_raw(cache_dir)
     out: dict[str | None, dict[str, PhoneResult]] = {}
-    todo: list[Key] = []
-    for region, raws in values.items():
-        distinct = list(raws)
+    missing: list[tuple[str | None, list[str]]] = []  # per region, the values not in the cache
+    for region, given in values.items():
+        distinct = list(given)
         if cache:
             stored = list(map(cache.get, map(f"{region or ''}\x1f".__add__, distinct)))
             hit = [s is not None for s in stored]
@@ -148,20 +185,38 @@ def normalize_by_region(
                     strict=True,
                 )
             )
-            todo.extend(zip(compress(distinct, [not h for h in hit]), repeat(region)))
+            distinct = list(compress(distinct, [not h for h in hit]))
         else:
             out[region] = {}
-            todo.extend(zip(distinct, repeat(region)))
-    if todo:
-        computed = _run(todo, _workers(workers))
-        for (raw, region), res in zip(todo, computed, strict=True):
-            out[region][raw] = res
-        if cache_dir is not None:
-            if len(cache) + len(todo) > MAX_ENTRIES:
-                cache = {}
-            for (raw, region), res in zip(todo, computed, strict=True):
-                key = _key(raw, region)
-                if _storable(key):
-                    cache[key] = "\x1f".join(res)
-            _save_raw(cache_dir, cache)
+        if distinct:
+            missing.append((region, distinct))
+    if not missing:
+        return out
+    todo: list[Key] = list(
+        chain.from_iterable(zip(raws, repeat(region)) for region, raws in missing)
+    )
+    computed = _run(todo, _workers(workers))
+    at = 0
+    parts: list[tuple[str, str]] = []  # per region: its keys and values, as stored
+    for region, raws in missing:
+        results = computed[at : at + len(raws)] if len(missing) > 1 else computed
+        at += len(raws)
+        out[region].update(zip(raws, results, strict=True))
+        if cache_dir is None:
+            continue
+        prefix = f"{region or ''}\x1f"
+        joined = "".join(raws)
+        if "\x00" in joined or "\x1f" in joined:
+            kept = [(r, v) for r, v in zip(raws, results, strict=True) if _storable(prefix + r)]
+            raws, results = [r for r, _ in kept], [v for _, v in kept]
+        if raws:
+            parts.append(
+                (prefix + f"\x00{prefix}".join(raws), "\x00".join(map("\x1f".join, results)))
+            )
+    if cache_dir is None:
+        return out
+    if cache and len(cache) + len(todo) <= MAX_ENTRIES:
+        parts.insert(0, ("\x00".join(cache), "\x00".join(cache.values())))
+    if parts:
+        _save_joined(cache_dir, "\x00".join(k for k, _ in parts), "\x00".join(v for _, v in parts))
     return out

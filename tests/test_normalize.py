@@ -289,3 +289,26 @@ def test_process_pool_gives_the_same_answers(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setattr(phonecache, "POOL_THRESHOLD", 100)
     pooled = phonecache.normalize_values(pairs, workers=2)
     assert all(pooled[p] == normalize_fast(*p) for p in pairs)
+
+
+def test_cache_over_regions_partial_hits_and_unstorable_values(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    first = {"PK": {"0300 1234567", "bad\x1fcell"}, "GB": {"020 7946 0958"}}
+    got = phonecache.normalize_by_region(first, cache_dir=cache, workers=1)
+    assert got["PK"]["0300 1234567"][0] == "+923001234567"
+    assert got["PK"]["bad\x1fcell"] == normalize_fast("bad\x1fcell", "PK")
+    assert got["GB"]["020 7946 0958"][0] == "+442079460958"
+    stored = phonecache.load_cache(cache)
+    assert set(stored) == {"PK\x1f0300 1234567", "GB\x1f020 7946 0958"}
+    second = {"PK": {"0300 1234567", "0301 2345678"}, None: {"+4915123456789"}}
+    again = phonecache.normalize_by_region(second, cache_dir=cache, workers=1)
+    assert again["PK"]["0301 2345678"][0] == "+923012345678"
+    assert again[None]["+4915123456789"][0] == "+4915123456789"
+    assert len(phonecache.load_cache(cache)) == 4
+
+
+def test_pool_with_the_main_process_taking_a_share(monkeypatch: pytest.MonkeyPatch) -> None:
+    pairs = corpus(2_000, seed=5)
+    monkeypatch.setattr(phonecache, "POOL_THRESHOLD", 10)
+    for workers in (2, 3):
+        assert phonecache._run(pairs, workers) == [normalize_fast(*p) for p in pairs]
