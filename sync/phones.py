@@ -13,7 +13,8 @@ pickles and marshals cheaply (process pool, persistent cache).
 from __future__ import annotations
 
 import re
-from functools import cache
+from collections.abc import Callable
+from functools import cache, partial
 from typing import Final
 
 import phonenumbers
@@ -234,10 +235,27 @@ def _country(cc: int) -> tuple[tuple[str, re.Pattern[str] | None], ...]:
 
 def _classify(cc: int, nsn: str) -> str:
     """Number type of a parsed number, following is_valid_number / number_type exactly."""
+    return _classifier(cc)(nsn)
+
+
+def _unknown(nsn: str) -> str:
+    return "unknown"
+
+
+@cache
+def _classifier(cc: int) -> Callable[[str], str]:
+    """`_classify` for one calling code: the region's matcher itself when it has one region."""
     regions = _country(cc)
     if len(regions) == 1:
         m = _matcher(regions[0][0], cc)
-        return "unknown" if m is None else m(nsn)
+        return _unknown if m is None else m.__call__
+    return partial(_classify_shared, cc, regions)
+
+
+def _classify_shared(
+    cc: int, regions: tuple[tuple[str, re.Pattern[str] | None], ...], nsn: str
+) -> str:
+    """A calling code of several regions: the region as region_code_for_number picks it."""
     for region, lead in regions:
         m = _matcher(region, cc)
         if lead is not None:
@@ -270,9 +288,11 @@ class _Plan:
         "general",
         "hi",
         "idd",
+        "idd_digits",
         "lengths",
         "lo",
         "local",
+        "main",
         "npfp",
         "rule",
     )
@@ -280,7 +300,11 @@ class _Plan:
     def __init__(self, md: PhoneMetadata) -> None:
         self.cc: int = md.country_code or 0
         self.cc_str = str(self.cc)
-        self.idd = re.compile(md.international_prefix) if md.international_prefix else None
+        idd = md.international_prefix or ""
+        # a plain digit string (most regions) is tested with startswith
+        self.idd_digits = idd if idd.isdigit() else ""
+        self.idd = re.compile(idd) if idd and not self.idd_digits else None
+        self.main: _Plan | None = None  # the plan of the calling code's main region
         self.npfp = (
             re.compile(md.national_prefix_for_parsing) if md.national_prefix_for_parsing else None
         )
@@ -353,7 +377,10 @@ def _plan_of(md: PhoneMetadata | None) -> _Plan | None:
 
 @cache
 def _region_plan(region: str) -> _Plan | None:
-    return _plan_of(PhoneMetadata.metadata_for_region(region, None))
+    plan = _plan_of(PhoneMetadata.metadata_for_region(region, None))
+    if plan is not None:
+        plan.main = _main_plan(plan.cc)
+    return plan
 
 
 @cache
@@ -379,7 +406,7 @@ _LENGTH_WORDS: Final = {
 
 def _answer(cc: int, nsn: str, plan: _Plan) -> PhoneResult:
     """A parsed number: E.164 and type when valid, else `_invalid_reason`'s wording."""
-    kind = _classify(cc, nsn)
+    kind = _classifier(cc)(nsn)
     if kind != "unknown":
         return (f"+{cc}{nsn}", kind, "", "")
     words = _LENGTH_WORDS.get(plan.length(nsn), "invalid for {}")
@@ -408,7 +435,11 @@ def _fast_international(digits: str) -> PhoneResult | None:
 def _fast_national(digits: str, region: str) -> PhoneResult | None:
     """National digits with a default region, as `_maybe_extract_country_code` then `parse`."""
     plan = _region_plan(region)
-    if plan is None or len(digits) < 4 or (plan.idd is not None and plan.idd.match(digits)):
+    if plan is None or len(digits) < 4 or plan.main is None:
+        return None
+    if (plan.idd_digits and digits.startswith(plan.idd_digits)) or (
+        plan.idd is not None and plan.idd.match(digits)
+    ):
         return None
     cc_str = plan.cc_str
     if digits.startswith(cc_str):
@@ -416,8 +447,8 @@ def _fast_national(digits: str, region: str) -> PhoneResult | None:
         # number without it is viable and the full one is not, or the full one is too long
         rest = plan.strip(digits[len(cc_str) :])
         if (not plan.viable(digits) and plan.viable(rest)) or plan.length(digits) == _TOO_LONG:
-            main = _main_plan(plan.cc)
-            if main is None or len(rest) < 2:
+            main = plan.main
+            if len(rest) < 2:
                 return None
             nsn = main.keep(rest)
             if not 4 <= len(nsn) <= 17:
@@ -426,7 +457,7 @@ def _fast_national(digits: str, region: str) -> PhoneResult | None:
     nsn = plan.keep(digits)
     if not 4 <= len(nsn) <= 17:
         return None
-    return _answer(plan.cc, nsn, _main_plan(plan.cc) or plan)
+    return _answer(plan.cc, nsn, plan.main)
 
 
 def fast_phone(text: str, region: str | None) -> PhoneResult | None:
@@ -444,7 +475,8 @@ def fast_phone(text: str, region: str | None) -> PhoneResult | None:
 def normalize_fast(raw: str, region: str | None) -> PhoneResult:
     """Same answer as `normalize_phone`, usually several times faster."""
     compact = raw.translate(_PUNCT)
-    if _DIGITS.fullmatch(compact) and "." not in raw and "/" not in raw:
+    body = compact[1:] if compact[:1] == "+" else compact
+    if body.isdigit() and body.isascii() and "." not in raw and "/" not in raw:
         # digits with spaces, dashes or parentheses only: nothing for screen() to undo or refuse
         head = raw.lstrip()[:3]
         if head[:1] not in _ODD_START and not ("-" in raw and _DATE.fullmatch(raw.strip())):
