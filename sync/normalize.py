@@ -21,7 +21,7 @@ from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from itertools import compress, repeat
-from operator import itemgetter
+from operator import gt, itemgetter, lt, ne, not_
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -373,22 +373,27 @@ def _rows(
     else:
         res = [results[r][v] for v, r in zip(phones, regions, strict=True)]
 
+    e164 = list(map(itemgetter(0), res))
+    kinds = list(map(itemgetter(1), res))
+    exts = list(map(itemgetter(2), res))
     if nph == 1 and not has_labels and n_name:
         names = columns[o_name]
         lo, hi = MIN_NAME_BYTES, m.max_name_length
-        mobile_only = m.require_mobile
-        slow = [
-            i
-            for i, (r, v) in enumerate(zip(res, names, strict=True))
-            if not r[0]
-            or r[2]
-            or (mobile_only and r[1] not in MOBILE_TYPES)
-            or not lo <= len(v) <= hi
-            or v[0] == " "
-            or v[-1] == " "
-            or "  " in v
-            or not v.isprintable()
-        ]
+        # the rows `_row` must settle: no usable phone, or a name that needs cleaning or a
+        # fallback; each test is one pass in C over the column, not a Python step per row
+        at = range(n)
+        lens = list(map(len, names))
+        todo = set(compress(at, map(not_, e164)))
+        todo.update(compress(at, exts))
+        if m.require_mobile:
+            todo.update(compress(at, map(not_, map(MOBILE_TYPES.__contains__, kinds))))
+        todo.update(compress(at, map(gt, repeat(lo), lens)))
+        todo.update(compress(at, map(lt, repeat(hi), lens)))
+        todo.update(compress(at, map(str.startswith, names, repeat(" "))))
+        todo.update(compress(at, map(str.endswith, names, repeat(" "))))
+        todo.update(compress(at, map(str.__contains__, names, repeat("  "))))
+        todo.update(compress(at, map(not_, map(str.isprintable, names))))
+        slow = sorted(todo)
         names = list(names)
     else:
         slow = list(range(n))
@@ -405,9 +410,6 @@ def _rows(
         known_t = {k: run.groups_of(k) for k in set(keys)}
         groups = list(map(known_t.__getitem__, keys))
 
-    e164 = list(map(itemgetter(0), res))
-    kinds = list(map(itemgetter(1), res))
-    exts = list(map(itemgetter(2), res))
     raws = list(phones)
     notes: list[tuple[str, ...]] = [()] * n
     keep: list[bool] | None = None
@@ -552,7 +554,8 @@ def _merge(valid: _Valid, policy: str) -> tuple[list[DesiredContact], list[RowIs
             exts,
         ]
         return build(DesiredContact, count, [*columns, repeat((), count), valid.notes]), []
-    later = [k for k, f in enumerate(map(first.__getitem__, es)) if f != k]  # not a first row
+    at_k = range(count)
+    later = list(compress(at_k, map(ne, map(first.__getitem__, es), at_k)))  # not a first row
     dups: dict[str, list[int]] = {}
     for k in later:
         e = es[k]
