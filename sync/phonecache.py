@@ -2,8 +2,10 @@
 
 The cache is a marshal file under `cache_dir`, named after a schema number and the phonenumbers
 version, so a metadata update (or a change to our rules) starts a fresh cache; older files are
-removed when the new one is written. Keys are `region + "\\x1f" + raw cell`; values are the
-`PhoneResult` tuples of `sync.phones`. Writes are atomic (temporary file + rename); a damaged or
+removed when the new one is written. It holds, per region, the raw cells and their `PhoneResult`
+tuples (fields joined by \\x1f), each list NUL-joined into one string: marshal loads a few long
+strings far faster than a dict of a million tuples, and looking raw cells up in a per-region dict
+needs no key to be built. Writes are atomic (temporary file + rename); a damaged or
 unreadable cache is ignored, never fatal.
 
 Above `POOL_THRESHOLD` uncached values (and with more than one worker allowed) the values are split
@@ -27,7 +29,7 @@ import phonenumbers
 
 from sync.phones import PhoneResult, normalize_many
 
-SCHEMA: Final = 2
+SCHEMA: Final = 3
 POOL_THRESHOLD: Final = 50_000
 MAX_ENTRIES: Final = 5_000_000
 Key = tuple[str, str | None]
@@ -41,24 +43,34 @@ def _key(raw: str, region: str | None) -> str:
     return f"{region or ''}\x1f{raw}"
 
 
-def _load_raw(cache_dir: Path | None) -> dict[str, str]:
-    """The cache as stored: key → the result's fields joined by \\x1f; empty when unreadable."""
+Stored = dict[str, dict[str, str]]  # region ("" for none) → raw cell → result fields joined by \x1f
+
+
+def _load_raw(cache_dir: Path | None) -> Stored:
+    """The cache as stored; empty when there is none or it cannot be read."""
     if cache_dir is None:
         return {}
     try:
         with cache_file(cache_dir).open("rb") as fh:
-            keys, values = marshal.load(fh)  # noqa: S302 - our own file, in the user's cache dir
-        keys, values = keys.split("\x00"), values.split("\x00")
-        if len(keys) != len(values):
-            return {}
-        return dict(zip(keys, values, strict=True))
+            regions = marshal.load(fh)  # noqa: S302 - our own file, in the user's cache dir
+        out: Stored = {}
+        for region, raws, results in regions:
+            keys, values = raws.split("\x00"), results.split("\x00")
+            if len(keys) != len(values) or not isinstance(region, str):
+                return {}
+            out[region] = dict(zip(keys, values, strict=True))
+        return out
     except (OSError, EOFError, ValueError, TypeError, AttributeError):
         return {}
 
 
 def load_cache(cache_dir: Path | None) -> dict[str, PhoneResult]:
-    """The cache as a dict; empty when there is none or it cannot be read."""
-    return {k: _result(v) for k, v in _load_raw(cache_dir).items()}
+    """The cache as a dict keyed by `region + "\\x1f" + raw cell`; empty when unreadable."""
+    return {
+        f"{region}\x1f{raw}": _result(v)
+        for region, got in _load_raw(cache_dir).items()
+        for raw, v in got.items()
+    }
 
 
 def _result(stored: str) -> PhoneResult:
@@ -70,19 +82,15 @@ def _storable(key: str) -> bool:
     return "\x00" not in key and "\x1f" not in key[key.index("\x1f") + 1 :]
 
 
-def _save_raw(cache_dir: Path, data: dict[str, str]) -> None:
-    _save_joined(cache_dir, "\x00".join(data), "\x00".join(data.values()))
-
-
-def _save_joined(cache_dir: Path, keys: str, values: str) -> None:
-    """Write the cache as stored: keys and values, each NUL-joined (no duplicate keys)."""
+def _save_joined(cache_dir: Path, regions: list[tuple[str, str, str]]) -> None:
+    """Write the cache: (region, NUL-joined raw cells, NUL-joined results) per region."""
     target = cache_file(cache_dir)
     with contextlib.suppress(OSError):
         cache_dir.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=cache_dir, prefix=".phones-", suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as fh:
-                marshal.dump((keys, values), fh)
+                marshal.dump(tuple(regions), fh)
             Path(tmp).replace(target)
         finally:
             Path(tmp).unlink(missing_ok=True)
@@ -92,12 +100,15 @@ def _save_joined(cache_dir: Path, keys: str, values: str) -> None:
 
 
 def save_cache(cache_dir: Path, data: dict[str, PhoneResult]) -> None:
-    """Atomically replace the cache file; remove caches of other versions. Errors are ignored.
-
-    Stored as two NUL-joined strings (keys, values): marshal loads two strings far faster than a
-    dict of a million tuples.
-    """
-    _save_raw(cache_dir, {k: "\x1f".join(v) for k, v in data.items() if _storable(k)})
+    """Atomically replace the cache file; remove caches of other versions. Errors are ignored."""
+    by_region: Stored = {}
+    for key, res in data.items():
+        if _storable(key):
+            region, raw = key.split("\x1f", 1)
+            by_region.setdefault(region, {})[raw] = "\x1f".join(res)
+    _save_joined(
+        cache_dir, [(r, "\x00".join(d), "\x00".join(d.values())) for r, d in by_region.items()]
+    )
 
 
 def _workers(workers: int | None) -> int:
@@ -175,8 +186,13 @@ def normalize_by_region(
     missing: list[tuple[str | None, list[str]]] = []  # per region, the values not in the cache
     for region, given in values.items():
         distinct = list(given)
-        if cache:
-            stored = list(map(cache.get, map(f"{region or ''}\x1f".__add__, distinct)))
+        known = cache.get(region or "")
+        if known:
+            stored = list(map(known.get, distinct))
+            if None not in stored:  # all cached: the usual re-run
+                got = map(str.split, stored, repeat("\x1f"))  # type: ignore[arg-type]
+                out[region] = dict(zip(distinct, map(tuple, got), strict=True))  # type: ignore[arg-type]
+                continue
             hit = [s is not None for s in stored]
             out[region] = dict(
                 zip(
@@ -197,26 +213,31 @@ def normalize_by_region(
     )
     computed = _run(todo, _workers(workers))
     at = 0
-    parts: list[tuple[str, str]] = []  # per region: its keys and values, as stored
+    new: dict[str, list[tuple[str, str]]] = {}  # per region: raw cells and results, as stored
     for region, raws in missing:
         results = computed[at : at + len(raws)] if len(missing) > 1 else computed
         at += len(raws)
         out[region].update(zip(raws, results, strict=True))
         if cache_dir is None:
             continue
-        prefix = f"{region or ''}\x1f"
         joined = "".join(raws)
         if "\x00" in joined or "\x1f" in joined:
-            kept = [(r, v) for r, v in zip(raws, results, strict=True) if _storable(prefix + r)]
+            kept = [(r, v) for r, v in zip(raws, results, strict=True) if _storable("\x1f" + r)]
             raws, results = [r for r, _ in kept], [v for _, v in kept]
         if raws:
-            parts.append(
-                (prefix + f"\x00{prefix}".join(raws), "\x00".join(map("\x1f".join, results)))
-            )
+            rows = ("\x00".join(raws), "\x00".join(map("\x1f".join, results)))
+            new.setdefault(region or "", []).append(rows)
     if cache_dir is None:
         return out
-    if cache and len(cache) + len(todo) <= MAX_ENTRIES:
-        parts.insert(0, ("\x00".join(cache), "\x00".join(cache.values())))
-    if parts:
-        _save_joined(cache_dir, "\x00".join(k for k, _ in parts), "\x00".join(v for _, v in parts))
+    if sum(map(len, cache.values())) + len(todo) > MAX_ENTRIES:
+        cache = {}
+    for region, known in cache.items():
+        if known:  # the cached values go first; the new ones are not among them
+            new.setdefault(region, []).insert(0, ("\x00".join(known), "\x00".join(known.values())))
+    stored_regions = [
+        (region, "\x00".join(r for r, _ in parts), "\x00".join(v for _, v in parts))
+        for region, parts in new.items()
+    ]
+    if stored_regions:
+        _save_joined(cache_dir, stored_regions)
     return out
