@@ -432,36 +432,29 @@ def _records(run: _Run) -> Iterator[Record]:
             file, sheet, row = (o.file, o.sheet or "", o.row) if o else ("(remote)", "", None)
             out = outcomes.get(id(e)) if outcomes else None
             if out is None:
-                outcome = _SETTLED_OUTCOME.get(e.action, unapplied)
-                yield Record(
-                    file,
-                    sheet,
-                    row,
-                    e.raw_phone,
-                    e.phone,
-                    e.name,
-                    ", ".join(e.groups),
-                    e.action,
-                    outcome,
+                outcome, reason, remote_id, attempts = (
+                    _SETTLED_OUTCOME.get(e.action, unapplied),
                     e.reason,
                     e.remote_id,
                     0,
                 )
             else:
-                yield Record(
-                    file,
-                    sheet,
-                    row,
-                    e.raw_phone,
-                    e.phone,
-                    e.name,
-                    ", ".join(e.groups),
-                    e.action,
-                    out.status,
-                    out.reason or e.reason,
-                    out.remote_id or e.remote_id,
-                    out.attempts,
-                )
+                outcome, reason = out.status, out.reason or e.reason
+                remote_id, attempts = out.remote_id or e.remote_id, out.attempts
+            yield Record(
+                file,
+                sheet,
+                row,
+                e.raw_phone,
+                e.phone,
+                e.name,
+                ", ".join(e.groups),
+                e.action,
+                outcome,
+                reason,
+                remote_id,
+                attempts,
+            )
     if run.ingested is not None:
         yield from map(issue_record, run.ingested.issues)
 

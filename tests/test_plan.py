@@ -133,17 +133,29 @@ def test_saved_plan_round_trips() -> None:
 # -- guards -------------------------------------------------------------------------------
 
 
+def guard(
+    plan: Plan,
+    *,
+    rows: int = 1,
+    valid: int = 1,
+    invalid: int = 0,
+    max_delete: str = "10%",
+    max_invalid: str = "50%",
+) -> None:
+    check_guards(
+        plan,
+        rows_read=rows,
+        valid=valid,
+        invalid=invalid,
+        max_delete=Limit.parse(max_delete, option="--max-delete"),
+        max_invalid=Limit.parse(max_invalid, option="--max-invalid"),
+    )
+
+
 def test_guard_mirror_with_no_valid_rows() -> None:
     plan = make_plan([], [have(1, "+923001110001")], GROUPS, [], mode="mirror")
     with pytest.raises(SafetyError, match="no valid rows"):
-        check_guards(
-            plan,
-            rows_read=0,
-            valid=0,
-            invalid=0,
-            max_delete=Limit(100, True),
-            max_invalid=Limit(100, True),
-        )
+        guard(plan, rows=0, valid=0, max_delete="100%", max_invalid="100%")
 
 
 def test_guard_max_delete_is_all_or_nothing() -> None:
@@ -151,35 +163,14 @@ def test_guard_max_delete_is_all_or_nothing() -> None:
     plan = make_plan([want("+923001110001")], remote, GROUPS, [], mode="mirror")
     assert len(plan.of("delete")) == 19
     with pytest.raises(SafetyError, match="19 deletions"):
-        check_guards(
-            plan,
-            rows_read=1,
-            valid=1,
-            invalid=0,
-            max_delete=Limit(10, True),
-            max_invalid=Limit(50, True),
-        )
-    check_guards(
-        plan,
-        rows_read=1,
-        valid=1,
-        invalid=0,
-        max_delete=Limit(19, False),
-        max_invalid=Limit(50, True),
-    )
+        guard(plan, max_delete="10%")
+    guard(plan, max_delete="19")
 
 
 def test_guard_max_invalid() -> None:
     plan = make_plan([want("+923001110001")], [], GROUPS, [])
     with pytest.raises(SafetyError, match="3 of 4 rows are invalid"):
-        check_guards(
-            plan,
-            rows_read=4,
-            valid=1,
-            invalid=3,
-            max_delete=Limit(10, True),
-            max_invalid=Limit(50, True),
-        )
+        guard(plan, rows=4, invalid=3)
 
 
 @pytest.mark.parametrize("text", ["ten", "-5", "150%", "2.5", ""])
