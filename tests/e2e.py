@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,16 +48,31 @@ class Remote:
         self.outputs += [result.stdout, result.stderr]
         return result
 
-    def spawn(self, *args: str, env: dict[str, str | None] | None = None) -> subprocess.Popen[str]:
-        """`python -m sync ARGS` as a separate process, as cron would run it."""
-        merged = {**os.environ, **(env or self.env())}
-        return subprocess.Popen(
+    @contextlib.contextmanager
+    def spawn(self, *args: str) -> Iterator[subprocess.Popen[str]]:
+        """`python -m sync ARGS` as a separate process, as cron would run it; killed if still
+        running when the block ends, its output kept for the leak check."""
+        merged = {**os.environ, **self.env()}
+        proc = subprocess.Popen(
             [sys.executable, "-m", "sync", *args],
             env={k: v for k, v in merged.items() if v is not None},
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
+        try:
+            yield proc
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            stdout, stderr = proc.communicate()
+            self.outputs += [stdout, stderr]
+
+    def wait_for(self, predicate: Callable[[], bool], timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            assert time.monotonic() < deadline, "timed out"
+            time.sleep(0.02)
 
     def phones(self) -> dict[str, dict[str, Any]]:
         return {c["phone"]: c for c in self.store.contacts()}

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import random
 import signal
-import time
 from pathlib import Path
 
 import pytest
@@ -147,40 +146,19 @@ def test_lost_answers_are_recovered_not_duplicated(
 # -- crashes and concurrent runs -----------------------------------------------------------------
 
 
-def _wait_for(predicate: object, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():  # type: ignore[operator]
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
+APPLY = ["apply", "--region", "PK", "--group", "Customers"]
 
 
 @pytest.mark.slow
 def test_sigkill_mid_apply_then_the_next_run_converges(remote: Remote) -> None:
     remote.store.add_group("Customers")
     remote.app.set_faults(Faults(latency_ms=40, scope="writes"))
-    src = source(remote)
+    src = str(source(remote))
     out = remote.tmp / "crashed"
-    proc = remote.spawn(
-        "apply",
-        str(src),
-        "--region",
-        "PK",
-        "--group",
-        "Customers",
-        "--concurrency",
-        "2",
-        "--report-dir",
-        str(out),
-    )
-    try:
-        _wait_for(lambda: len(remote.store.contacts()) >= 6)
+    with remote.spawn(*APPLY, src, "--concurrency", "2", "--report-dir", str(out)) as proc:
+        remote.wait_for(lambda: len(remote.store.contacts()) >= 6)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        stdout, stderr = proc.communicate()
-        remote.outputs += [stdout, stderr]
     assert proc.returncode == -signal.SIGKILL
     assert 6 <= len(remote.store.contacts()) < len(DESIRED), "killed in the middle of its writes"
     leftovers = [p.name for p in out.iterdir()]
@@ -189,16 +167,7 @@ def test_sigkill_mid_apply_then_the_next_run_converges(remote: Remote) -> None:
     assert "plan.json" in leftovers  # written (atomically) before the first write
 
     remote.app.set_faults(None)
-    res = remote.run(
-        "apply",
-        str(src),
-        "--region",
-        "PK",
-        "--group",
-        "Customers",
-        "--report-dir",
-        str(remote.tmp / "next"),
-    )
+    res = remote.run(*APPLY, src, "--report-dir", str(remote.tmp / "next"))
     assert res.exit_code == 0, res.stderr
     assert "lock.stale_recovered" in res.stderr
     assert {c["phone"]: c["name"] for c in remote.store.contacts()} == DESIRED
@@ -208,30 +177,14 @@ def test_sigkill_mid_apply_then_the_next_run_converges(remote: Remote) -> None:
 def test_two_runs_at_once_one_proceeds_the_other_is_told(remote: Remote) -> None:
     remote.store.add_group("Customers")
     remote.app.set_faults(Faults(latency_ms=30, scope="writes"))
-    src = source(remote)
-    first = remote.spawn(
-        "apply",
-        str(src),
-        "--region",
-        "PK",
-        "--group",
-        "Customers",
-        "--concurrency",
-        "2",
-        "--report-dir",
-        str(remote.tmp / "first"),
-    )
-    try:
-        _wait_for(lambda: len(remote.store.contacts()) >= 2)
-        second = remote.run("apply", str(src), "--region", "PK", "--group", "Customers")
+    src = str(source(remote))
+    first_dir = str(remote.tmp / "first")
+    with remote.spawn(*APPLY, src, "--concurrency", "2", "--report-dir", first_dir) as first:
+        remote.wait_for(lambda: len(remote.store.contacts()) >= 2)
+        second = remote.run(*APPLY, src)
         assert second.exit_code == 3
         assert f"pid {first.pid}" in second.stderr and "another run holds the lock" in second.stderr
         assert first.wait(timeout=60) == 0
-    finally:
-        if first.poll() is None:
-            first.kill()
-        stdout, stderr = first.communicate()
-        remote.outputs += [stdout, stderr]
     assert {c["phone"]: c["name"] for c in remote.store.contacts()} == DESIRED
 
 
