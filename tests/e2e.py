@@ -105,9 +105,10 @@ def assert_no_secret(outputs: list[str], root: Path) -> None:
 
 
 @pytest.fixture
-def remote(tmp_path: Path) -> Iterator[Remote]:
-    """An emulator on a loopback port; after the test, every output and file is searched for
-    the secret."""
+def remote(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Remote]:
+    """An emulator on a loopback port; runs start in `tmp_path` (so a default `reports/` lands
+    there too); after the test, every output and file is searched for the secret."""
+    monkeypatch.chdir(tmp_path)
     app = create_app(Store(country="PK", secret=SECRET))
     with run_in_thread(app) as base_url:
         r = Remote(app, base_url, tmp_path)
