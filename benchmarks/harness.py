@@ -3,10 +3,13 @@
 Every measured thing is a fresh child process, so start-up is included and memory is per run:
 
 - wall time: `perf_counter` around spawn → `os.wait4` (exact, no polling lag);
-- peak memory: the larger of the child's own `ru_maxrss` (from `wait4`'s rusage for THAT child,
-  not RUSAGE_CHILDREN, which accumulates the maximum over every child ever reaped) and the peak of
-  the sum of RSS over the child's whole process tree sampled every 10 ms (a process pool's workers
-  use memory at the same time as their parent; ru_maxrss only sees the biggest single process).
+- peak memory: the larger of the child's own peak RSS (`VmHWM` from /proc, sampled until it exits)
+  and the peak of the sum of PSS over the child's whole process tree, sampled every 10 ms (a
+  process pool's workers use memory at the same time as their parent).
+  Not `ru_maxrss` from `wait4`: Linux carries the RSS of the forked copy of THIS process into
+  the child's ru_maxrss across exec (measured: a 300 MB parent gave an 8 MB child a ru_maxrss of
+  311 MB). Not a sum of RSS: forked pool workers share their parent's pages, which RSS counts
+  once per process and PSS divides among them.
 """
 
 from __future__ import annotations
@@ -50,7 +53,20 @@ class ChildRun:
         return self
 
 
+def _hwm(pid: int) -> int:
+    """The process's own peak RSS in bytes (VmHWM), or 0 once it is gone."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as fh:  # noqa: PTH123
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        return 0
+    return 0
+
+
 def _tree_rss(proc: psutil.Process) -> int:
+    """The sum of PSS (RSS where PSS is unavailable) over the process and its descendants."""
     total = 0
     try:
         procs = [proc, *proc.children(recursive=True)]
@@ -58,7 +74,8 @@ def _tree_rss(proc: psutil.Process) -> int:
         return 0
     for p in procs:
         with contextlib.suppress(psutil.Error):
-            total += p.memory_info().rss
+            info = p.memory_full_info()
+            total += getattr(info, "pss", info.rss)
     return total
 
 
@@ -87,7 +104,7 @@ def run_child(
                 env=full_env,
                 cwd=cwd or ROOT,
             )
-            peak = [0]
+            peak = [0, 0]  # tree PSS sum, the child's own VmHWM
             stop = threading.Event()
 
             def sample() -> None:
@@ -97,19 +114,19 @@ def run_child(
                     return
                 while not stop.is_set():
                     peak[0] = max(peak[0], _tree_rss(ps))
+                    peak[1] = max(peak[1], _hwm(proc.pid))
                     stop.wait(sample_every)
 
             sampler = threading.Thread(target=sample, daemon=True)
             sampler.start()
-            _, status, usage = os.wait4(proc.pid, 0)
+            _, status, _usage = os.wait4(proc.pid, 0)
             wall = time.perf_counter() - t0
             stop.set()
             sampler.join()
             proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
-        own_max = usage.ru_maxrss * 1024  # KiB on Linux
         return ChildRun(
             wall=wall,
-            peak_rss=max(own_max, peak[0]),
+            peak_rss=max(peak),
             returncode=proc.returncode,
             stdout=out_path.read_text("utf-8", errors="replace"),
             stderr=err_path.read_text("utf-8", errors="replace"),
