@@ -2,14 +2,16 @@
 
 Every measured thing is a fresh child process, so start-up is included and memory is per run:
 
-- wall time: `perf_counter` around spawn → `os.wait4` (exact, no polling lag);
-- peak memory: the larger of the child's own peak RSS (`VmHWM` from /proc, sampled until it exits)
-  and the peak of the sum of PSS over the child's whole process tree, sampled every 10 ms (a
-  process pool's workers use memory at the same time as their parent).
-  Not `ru_maxrss` from `wait4`: Linux carries the RSS of the forked copy of THIS process into
-  the child's ru_maxrss across exec (measured: a 300 MB parent gave an 8 MB child a ru_maxrss of
-  311 MB). Not a sum of RSS: forked pool workers share their parent's pages, which RSS counts
-  once per process and PSS divides among them.
+- wall time: `perf_counter` around spawn → `os.wait4` (exact, no polling lag; it includes the
+  launcher below, ~25 ms, on both sides of every comparison);
+- peak memory: the larger of the command's own peak RSS (`ru_maxrss` from `wait4`) and the
+  peak of the sum of PSS over its whole process tree, sampled every 10 ms (a process pool's
+  workers use memory at the same time as their parent).
+  Linux carries the RSS of the forked copy of the parent into the child's ru_maxrss across exec
+  (measured: a 300 MB parent gave an 8 MB child a ru_maxrss of 311 MB), so the command is
+  started by a tiny launcher (`python -S`, ~10 MB) rather than from this process. PSS, not a
+  sum of RSS: forked pool workers share their parent's pages, which RSS counts once per process
+  and PSS divides among them.
 """
 
 from __future__ import annotations
@@ -53,30 +55,37 @@ class ChildRun:
         return self
 
 
-def _hwm(pid: int) -> int:
-    """The process's own peak RSS in bytes (VmHWM), or 0 once it is gone."""
-    try:
-        with open(f"/proc/{pid}/status", encoding="ascii") as fh:  # noqa: PTH123
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError):
-        return 0
+def _pss(proc: psutil.Process) -> int:
+    with contextlib.suppress(psutil.Error):
+        info = proc.memory_full_info()
+        return int(getattr(info, "pss", info.rss))
     return 0
 
 
 def _tree_rss(proc: psutil.Process) -> int:
     """The sum of PSS (RSS where PSS is unavailable) over the process and its descendants."""
-    total = 0
     try:
         procs = [proc, *proc.children(recursive=True)]
     except psutil.Error:
         return 0
-    for p in procs:
-        with contextlib.suppress(psutil.Error):
-            info = p.memory_full_info()
-            total += getattr(info, "pss", info.rss)
-    return total
+    return sum(_pss(p) for p in procs)
+
+
+# A tiny launcher (python -S, ~10 MB) forks and execs the measured command and reports its
+# wait4 rusage: the child's ru_maxrss then carries only the launcher's size, not ours.
+_LAUNCHER = """
+import os, sys
+pid = os.fork()
+if pid == 0:
+    os.execvp(sys.argv[2], sys.argv[2:])
+_, status, usage = os.wait4(pid, 0)
+with open(sys.argv[1], "w") as fh:
+    fh.write(str(usage.ru_maxrss * 1024))
+code = os.waitstatus_to_exitcode(status)
+if code < 0:
+    os.kill(os.getpid(), -code)
+sys.exit(code)
+"""
 
 
 def run_child(
@@ -96,15 +105,16 @@ def run_child(
         out_path, err_path = Path(tmp, "out"), Path(tmp, "err")
         with out_path.open("wb") as out, err_path.open("wb") as err:
             t0 = time.perf_counter()
+            maxrss_path = Path(tmp, "maxrss")
             proc = subprocess.Popen(
-                list(argv),
+                [sys.executable, "-S", "-c", _LAUNCHER, str(maxrss_path), *argv],
                 stdout=out,
                 stderr=err,
                 stdin=subprocess.DEVNULL,
                 env=full_env,
                 cwd=cwd or ROOT,
             )
-            peak = [0, 0]  # tree PSS sum, the child's own VmHWM
+            peak = [0, 0]  # PSS summed over the command's process tree, the command's maxrss
             stop = threading.Event()
 
             def sample() -> None:
@@ -113,8 +123,7 @@ def run_child(
                 except psutil.Error:
                     return
                 while not stop.is_set():
-                    peak[0] = max(peak[0], _tree_rss(ps))
-                    peak[1] = max(peak[1], _hwm(proc.pid))
+                    peak[0] = max(peak[0], _tree_rss(ps) - _pss(ps))  # without the launcher
                     stop.wait(sample_every)
 
             sampler = threading.Thread(target=sample, daemon=True)
@@ -123,6 +132,8 @@ def run_child(
             wall = time.perf_counter() - t0
             stop.set()
             sampler.join()
+            with contextlib.suppress(OSError, ValueError):
+                peak[1] = int(maxrss_path.read_text())
             proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
         return ChildRun(
             wall=wall,
