@@ -45,7 +45,10 @@ def _created(emu: Emulator) -> int:
 
 
 def busiest_window(times: list[float], period: float = 1.0) -> int:
-    """The most request arrivals inside any half-open window [t, t + period)."""
+    """The most request arrivals inside any half-open window [t, t + period).
+
+    Deliberately not `sync.remote.limits.busiest_window`: the limiter is not graded by its own
+    code."""
     ordered = sorted(times)
     best, lo = 0, 0
     for hi, t in enumerate(ordered):
