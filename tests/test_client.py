@@ -15,7 +15,6 @@ from typing import Any
 
 import httpx
 import pytest
-import structlog
 from structlog.testing import capture_logs
 
 from sync.errors import (
@@ -32,6 +31,7 @@ from sync.errors import (
 from sync.models import OptOut, RemoteContact, RemoteGroup
 from sync.remote import ClientSettings, RateLimiter, WasmsClient, WriteResult
 from sync.remote.limits import busiest_window
+from tests.fakes import Sleeps
 
 SECRET = "s3cr3t+key/Zq"  # has characters that URL-encoding changes
 BASE = "https://wasms.test/api/"
@@ -122,22 +122,6 @@ class Fake:
 
     def stats(self, endpoint: str) -> int:
         return sum(r.url.path.endswith(endpoint) for r in self.requests)
-
-
-@pytest.fixture(autouse=True)
-def _default_structlog() -> Iterator[None]:
-    """Log assertions must not depend on a configuration another test left behind."""
-    saved = structlog.get_config()
-    structlog.reset_defaults()
-    yield
-    structlog.configure(**saved)
-
-
-class Sleeps(list[float]):
-    """An injected sleep: records each wait, waits for nothing."""
-
-    async def __call__(self, seconds: float) -> None:
-        self.append(seconds)
 
 
 def make(fake: Fake | Handler, sleeps: Sleeps | None = None, **settings: Any) -> WasmsClient:

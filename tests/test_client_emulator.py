@@ -11,7 +11,6 @@ from typing import Any
 
 import httpx
 import pytest
-import structlog
 from structlog.testing import capture_logs
 
 from sync.emulator import Faults, Store, create_app, run_in_thread
@@ -20,22 +19,9 @@ from sync.emulator.faults import LostAs
 from sync.errors import AuthError, PermissionDenied, PhoneExists, QuotaReached, TransientError
 from sync.models import OptOut, RemoteContact, RemoteGroup
 from sync.remote import ClientSettings, WasmsClient, WriteResult
+from tests.fakes import Sleeps
 
 Call = Callable[[WasmsClient], Awaitable[Any]]
-
-
-@pytest.fixture(autouse=True)
-def _default_structlog() -> Iterator[None]:
-    """Log assertions must not depend on a configuration another test left behind."""
-    saved = structlog.get_config()
-    structlog.reset_defaults()
-    yield
-    structlog.configure(**saved)
-
-
-class Sleeps(list[float]):
-    async def __call__(self, seconds: float) -> None:
-        self.append(seconds)
 
 
 def phone(i: int) -> str:

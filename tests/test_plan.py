@@ -231,18 +231,9 @@ def test_properties(
     desired, remote, optouts = world
     mode = "mirror" if mirror else "add"
     scope = scope if mirror else ()
-    plan = make_plan(
-        desired,
-        remote,
-        GROUPS,
-        optouts,
-        mode=mode,
-        scope_groups=scope,
-        replace_changed=replace_changed,
-    )
-    # planning twice gives the same plan
-    assert (
-        make_plan(
+
+    def plan_for(remote: list[RemoteContact]) -> Plan:
+        return make_plan(
             desired,
             remote,
             GROUPS,
@@ -251,8 +242,9 @@ def test_properties(
             scope_groups=scope,
             replace_changed=replace_changed,
         )
-        == plan
-    )
+
+    plan = plan_for(remote)
+    assert plan_for(remote) == plan, "planning twice gives the same plan"
     after = model_apply(plan, remote)
     opted = {o.phone for o in optouts}
     remote_phones = {c.phone for c in remote}
@@ -288,16 +280,7 @@ def test_properties(
         have(i, p, n, tuple(sorted(g.id for g in GROUPS if g.name in gs)))
         for i, (p, (n, gs)) in enumerate(sorted(after.items()), 100)
     ]
-    again = make_plan(
-        desired,
-        next_remote,
-        GROUPS,
-        optouts,
-        mode=mode,
-        scope_groups=scope,
-        replace_changed=replace_changed,
-    )
-    assert not again.writes
+    assert not plan_for(next_remote).writes
 
 
 def test_saved_plan_file_streams_and_round_trips(tmp_path: Path) -> None:
