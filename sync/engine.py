@@ -45,7 +45,7 @@ from sync.lock import account_lock, lock_path
 from sync.logs import get_logger, register_secret
 from sync.mapping import load_mapping
 from sync.models import OptOut, RemoteContact, RemoteGroup
-from sync.normalize import IngestResult, ingest
+from sync.normalize import IngestResult
 from sync.plan import Plan, check_guards, fingerprint, make_plan
 from sync.remote import ClientSettings, WasmsClient
 from sync.report import (
@@ -57,6 +57,7 @@ from sync.report import (
     write_summary_md,
 )
 from sync.settings import Settings, default_report_dir
+from sync.snapshot import ingest_cached
 from sync.verify import VerifyResult, verify
 
 log = get_logger("sync.engine")
@@ -181,12 +182,13 @@ def _stages(
             t0 = time.monotonic()
             mapping = load_mapping(settings.mapping, region=settings.region, groups=settings.groups)
             run.region = mapping.default_region
-            run.ingested = ingest(
-                list(settings.sources), mapping, cache_dir=settings.home / "cache"
+            run.ingested, unchanged = ingest_cached(
+                list(settings.sources), mapping, settings.home / "cache"
             )
             run.timed("read", t0)
             log.info(
                 "ingest.done",
+                snapshot=unchanged,
                 rows=run.ingested.rows_read,
                 valid=len(run.ingested.contacts),
                 issues=len(run.ingested.issues),
