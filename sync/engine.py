@@ -409,7 +409,11 @@ def _write_plan(run: _Run) -> Path:
         fh.write(orjson.dumps(meta)[:-1] + b',\n"plan": ' + orjson.dumps(body)[:-1])
         fh.write(b',\n"entries": [')
         for i in range(0, len(entries), 10_000):
-            chunk = b",".join(b"\n" + orjson.dumps(e) for e in entries[i : i + 10_000])
+            # one orjson call per chunk, then a line per entry: every entry starts with its
+            # action, and a quote inside a JSON string is always escaped, so `},{"action":`
+            # occurs only between two entries (2.5x faster than a call per entry)
+            chunk = orjson.dumps(entries[i : i + 10_000])[1:-1]
+            chunk = b"\n" + chunk.replace(b'},{"action":', b'},\n{"action":')
             fh.write(chunk if i == 0 else b"," + chunk)
         fh.write(b"\n]}}\n")
     return path
@@ -553,10 +557,12 @@ def summary_rows(summary: dict[str, Any]) -> list[tuple[str, object]]:
 
 
 def _write_reports(run: _Run) -> tuple[Path, dict[str, Any]]:
-    t0 = time.monotonic()
     out = private_dir(run.report_dir)
     if run.plan is not None and run.command == "plan":
-        _write_plan(run)
+        t0 = time.monotonic()
+        _write_plan(run)  # the plan stage's product, timed apart from the reports
+        run.timed("save_plan", t0)
+    t0 = time.monotonic()
     issues = run.ingested.issues if run.ingested else ()
     write_rejected(out / "rejected.csv", [i for i in issues if i.kind == "invalid"])
     summary: dict[str, Any] = {}

@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import io
 import json
 import os
 import re
 import shutil
 import tempfile
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from itertools import islice
 from pathlib import Path
-from typing import Any, NamedTuple, Protocol, TextIO
+from typing import Any, Final, NamedTuple, Protocol, TextIO
 
-import orjson
+import polars as pl
 
 from sync import xlsx
 from sync.files import atomic_path, write_atomic
@@ -149,30 +151,110 @@ def write_rejected(path: Path, issues: Sequence[RowIssue]) -> None:
     _atomic_text(path, write)
 
 
-class _CsvSink:
-    def __init__(self, tmp: Path) -> None:
-        self._fh = tmp.open("w", encoding="utf-8", newline="")
-        self._out = csv.writer(self._fh)
-        self._out.writerow(COLUMNS)
+# The report columns as polars types: the bulk sinks hand whole batches to polars, which writes
+# CSV and JSON in native code (per-record csv.writer and orjson calls were 4.6 s of a 1M-row run)
+_INT_COLUMNS: Final = frozenset({"row", "remote_id", "attempts"})
+_SCHEMA: Final = {c: pl.Int64 if c in _INT_COLUMNS else pl.String for c in COLUMNS}
+_FREE_TEXT: Final = tuple(
+    COLUMNS.index(c) for c in ("file", "sheet", "raw_phone", "name", "groups", "reason")
+)
+BATCH: Final = 50_000
+_SUSPECT: Final = "^[=+\\-@\t\r]"  # a formula start (`_FORMULA_START`), for polars
+_PLAIN: Final = "^[+-]?[\\d\\s().-]*$"  # `_PLAIN_NUMBER`, for polars
 
-    def add(self, safe: Sequence[object], r: Record) -> None:
-        self._out.writerow(safe)
+
+def _frame(columns: Sequence[Sequence[object]]) -> pl.DataFrame:
+    return pl.DataFrame(
+        {c: pl.Series(c, col, dtype=_SCHEMA[c]) for c, col in zip(COLUMNS, columns, strict=True)}
+    )
+
+
+def _safe_columns(columns: list[Sequence[object]], frame: pl.DataFrame) -> list[Sequence[object]]:
+    """The batch's columns with free-text cells neutralised (`safe_cell`), column-wise: polars
+    finds the cells that start like a formula and are not a plain number (its `\\s` is narrower
+    than Python's, so it may pass a few too many, never too few), and `safe_cell` settles those."""
+    out = list(columns)
+    for j in _FREE_TEXT:
+        col = frame.to_series(j)
+        suspect = col.str.contains(_SUSPECT) & ~col.str.contains(_PLAIN)
+        hits = suspect.arg_true().to_list()
+        if not hits:
+            continue
+        fixed = list(columns[j])
+        changed = False
+        for i in hits:
+            cell = safe_cell(fixed[i])
+            changed = changed or cell != fixed[i]
+            fixed[i] = cell
+        if changed:
+            out[j] = fixed
+    return out
+
+
+class _Batch:
+    """A batch of records, transposed once and shared by the sinks."""
+
+    def __init__(self, records: list[Record]) -> None:
+        self.records = records
+        self.columns: list[Sequence[object]] = list(zip(*records, strict=True)) or [()] * len(
+            COLUMNS
+        )
+        self._raw: pl.DataFrame | None = None
+
+    @property
+    def raw(self) -> pl.DataFrame:
+        if self._raw is None:
+            self._raw = _frame(self.columns)
+        return self._raw
+
+    def safe(self) -> pl.DataFrame:
+        safe = _safe_columns(self.columns, self.raw)
+        changed = [c for j, c in enumerate(COLUMNS) if safe[j] is not self.columns[j]]
+        if not changed:
+            return self.raw
+        return self.raw.with_columns(
+            pl.Series(c, safe[COLUMNS.index(c)], dtype=pl.String) for c in changed
+        )
+
+
+class _CsvSink:
+    """report.csv, as csv.writer would write it (CRLF, minimal quoting, empty cells bare)."""
+
+    def __init__(self, tmp: Path) -> None:
+        self._fh = tmp.open("wb")
+        self._fh.write(",".join(COLUMNS).encode() + b"\r\n")
+
+    def add(self, batch: _Batch) -> None:
+        frame = batch.safe()
+        # polars quotes an empty string to tell it from a null; csv.writer leaves both bare
+        frame = frame.with_columns(
+            pl.when(pl.col(c) == "").then(None).otherwise(pl.col(c)).alias(c)
+            for c in COLUMNS
+            if c not in _INT_COLUMNS
+        )
+        frame.write_csv(self._fh, include_header=False, line_terminator="\r\n")
 
     def close(self, summary: Mapping[str, Any], rows: Sequence[tuple[str, object]]) -> None:
         self._fh.close()
 
 
 class _JsonSink:
-    """report.json: records stream to a temporary file (orjson: ~10x faster than the standard
-    library per record); the summary, known only at the end, is written before them."""
+    """report.json: records stream to a temporary file (a batch at a time, as JSON lines from
+    polars, re-joined into the array); the summary, known only at the end, goes before them."""
 
     def __init__(self, tmp: Path) -> None:
         self._tmp = tmp
         self._body = tempfile.TemporaryFile()  # noqa: SIM115 (closed in close())
         self._sep = b"\n  "
 
-    def add(self, safe: Sequence[object], r: Record) -> None:
-        self._body.write(self._sep + orjson.dumps(dict(zip(COLUMNS, r, strict=True))))
+    def add(self, batch: _Batch) -> None:
+        if not batch.records:
+            return
+        buf = io.BytesIO()
+        batch.raw.write_ndjson(buf)
+        # a newline inside a JSON string is escaped: every raw newline ends a record
+        lines = buf.getvalue().rstrip(b"\n").replace(b"\n", b",\n  ")
+        self._body.write(self._sep + lines)
         self._sep = b",\n  "
 
     def close(self, summary: Mapping[str, Any], rows: Sequence[tuple[str, object]]) -> None:
@@ -199,13 +281,15 @@ class _XlsxSink:
         for sheet in self._sheets.values():
             sheet.append(COLUMNS, bold=True)
 
-    def add(self, safe: Sequence[object], r: Record) -> None:
-        if r.action in _SHEET_OF_ACTION or r.outcome in _FAILED:
-            for title in attention(r):
-                if self._sheets[title].rows < xlsx.MAX_ROWS - 1:  # the last row: the note
-                    self._sheets[title].append(safe)
-                else:
-                    self._dropped[title] += 1
+    def add(self, batch: _Batch) -> None:
+        for r in batch.records:
+            if r.action in _SHEET_OF_ACTION or r.outcome in _FAILED:
+                safe = safe_record(r)
+                for title in attention(r):
+                    if self._sheets[title].rows < xlsx.MAX_ROWS - 1:  # the last row: the note
+                        self._sheets[title].append(safe)
+                    else:
+                        self._dropped[title] += 1
 
     def close(self, summary: Mapping[str, Any], rows: Sequence[tuple[str, object]]) -> None:
         self._summary.append(("what", "value"), bold=True)
@@ -218,7 +302,7 @@ class _XlsxSink:
 
 
 class _Sink(Protocol):
-    def add(self, safe: Sequence[object], r: Record) -> None: ...
+    def add(self, batch: _Batch) -> None: ...
     def close(self, summary: Mapping[str, Any], rows: Sequence[tuple[str, object]]) -> None: ...
 
 
@@ -230,18 +314,23 @@ _SINKS: dict[str, Callable[[Path], _Sink]] = {
 Finish = Callable[[], tuple[Mapping[str, Any], Sequence[tuple[str, object]]]]
 
 
+def _batches(records: Iterable[Record]) -> Iterator[_Batch]:
+    it = iter(records)
+    while batch := list(islice(it, BATCH)):
+        yield _Batch(batch)
+
+
 def write_records(
     out: Path, records: Iterable[Record], finish: Finish, names: Sequence[str] = tuple(_SINKS)
 ) -> None:
     """Write report.csv, report.json and report.xlsx in ONE pass over the records (they are
-    generated once, not once per file), atomically: on any error no file is left half-written.
-    `finish()` gives the summary and its rows once every record has been seen."""
+    generated once, not once per file, a batch at a time), atomically: on any error no file is
+    left half-written. `finish()` gives the summary and its rows once every record was seen."""
     with contextlib.ExitStack() as stack:
         sinks = [_SINKS[name](stack.enter_context(atomic_path(out / name))) for name in names]
-        for r in records:
-            safe = safe_record(r)
+        for batch in _batches(records):
             for sink in sinks:
-                sink.add(safe, r)
+                sink.add(batch)
         summary, rows = finish()
         for sink in sinks:
             sink.close(summary, rows)
@@ -270,8 +359,8 @@ def _write_one(
 ) -> None:
     with atomic_path(path) as tmp:
         sink = sink_type(tmp)
-        for r in records:
-            sink.add(safe_record(r), r)
+        for batch in _batches(records):
+            sink.add(batch)
         sink.close(summary, rows)
 
 

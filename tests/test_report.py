@@ -12,13 +12,14 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from sync import xlsx
+from sync import report, xlsx
 from sync.files import atomic_path, write_atomic
 from sync.models import Origin, RowIssue
 from sync.report import (
     COLUMNS,
     Record,
     safe_cell,
+    safe_record,
     write_csv,
     write_json,
     write_rejected,
@@ -77,6 +78,68 @@ def test_csv_and_json_hold_every_record(tmp_path: Path) -> None:
     doc = json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))
     assert doc["summary"] == {"rows_read": 4}
     assert [r["action"] for r in doc["records"]] == ["create", "invalid", "drift", "create"]
+
+
+HOSTILE = [
+    "",
+    " ",
+    "a,b",
+    'say "hi"',
+    "two\nlines",
+    "cr\rhere",
+    "crlf\r\nend",
+    "tab\tinside",
+    "Müller 李 🎉",
+    "=HYPERLINK(1)",
+    "+44 20 7946 0958",
+    "-",
+    "@",
+    '"',
+    "\\back\\slash",
+    "\x07bell\x1f",
+]
+
+
+def hostile_records() -> Iterator[Record]:
+    for i, text in enumerate(HOSTILE * 3):
+        yield Record(
+            text,
+            text,
+            i if i % 2 else None,
+            text,
+            text,
+            text,
+            text,
+            "create",
+            "done",
+            text,
+            None if i % 3 else 10**12 + i,
+            i,
+        )
+
+
+def test_csv_is_what_csv_writer_writes_and_json_what_json_reads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(report, "BATCH", 7)  # several batches, one of them short
+    recs = list(hostile_records())
+    write_csv(tmp_path / "r.csv", recs)
+    expected = io.StringIO(newline="")
+    writer = csv.writer(expected)
+    writer.writerow(COLUMNS)
+    writer.writerows(safe_record(r) for r in recs)
+    assert (tmp_path / "r.csv").read_bytes() == expected.getvalue().encode("utf-8")
+
+    write_json(tmp_path / "r.json", {"rows_read": len(recs)}, recs)
+    doc = json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))
+    assert doc["records"] == [dict(zip(COLUMNS, r, strict=True)) for r in recs]
+
+
+def test_no_records_still_makes_valid_files(tmp_path: Path) -> None:
+    write_csv(tmp_path / "r.csv", [])
+    assert (tmp_path / "r.csv").read_bytes() == ",".join(COLUMNS).encode() + b"\r\n"
+    write_json(tmp_path / "r.json", {}, [])
+    assert json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))["records"] == []
 
 
 def test_xlsx_summary_then_attention_sheets(tmp_path: Path) -> None:
