@@ -150,7 +150,12 @@ def _run(
     run = _Run(command, settings)
     structlog.contextvars.bind_contextvars(run_id=run.run_id)
     with _collector_paused():
-        return _stages(run, command, settings, transport, progress)
+        try:
+            return _stages(run, command, settings, transport, progress)
+        finally:
+            # the rows go before the collector runs once over what is left: scanning a million
+            # live objects only to keep them cost ~0.4 s at the end of a 1M-row run
+            run.ingested = run.plan = run.applied = run.verified = None
 
 
 @contextlib.contextmanager
