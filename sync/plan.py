@@ -16,10 +16,13 @@ import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import compress, repeat
+from operator import attrgetter, not_
 from typing import Any, Literal
 
 import phonenumbers
 
+from sync.bulk import build
 from sync.errors import ConfigError, SafetyError
 from sync.groups import GroupIndex, missing_groups
 from sync.models import DesiredContact, OptOut, Origin, RemoteContact, RemoteGroup
@@ -161,34 +164,45 @@ def make_plan(
 
     lists = dict.fromkeys(d.groups or fallback for d in desired)
     group_creates = missing_groups(lists, index, used_by)
-    # The hot loop at a million rows: a new contact (the common case) is built inline.
-    entries: list[Entry] = []
-    append = entries.append
-    get_remote = remote.get
-    for d in desired:
-        phone = d.phone
-        r = get_remote(phone)
-        if r is None and phone not in opted_out:
-            append(
-                Entry(
-                    "create",
-                    phone,
-                    d.name,
-                    d.groups or fallback,
-                    "",
-                    None,
-                    None,
-                    (),
-                    d.origin,
-                    d.raw_phone,
-                )
+    # A million rows: new contacts (the common case) are found and built column-wise (C-level
+    # maps and bulk.build, ~3x faster than a frozen dataclass's __init__ per row); the others,
+    # a match or an opt-out, one by one, then put back in the sources' order.
+    phones = list(map(attrgetter("phone"), desired))
+    known = remote.keys() | opted_out
+    matched = list(map(known.__contains__, phones))  # on the remote or opted out
+    new_at = list(compress(range(len(desired)), map(not_, matched)))
+    new = [desired[i] for i in new_at]
+    count = len(new)
+    entries: list[Entry] = build(
+        Entry,
+        count,
+        [
+            repeat("create", count),
+            map(phones.__getitem__, new_at),
+            map(attrgetter("name"), new),
+            (d.groups or fallback for d in new),
+            repeat("", count),
+            repeat(None, count),
+            repeat(None, count),
+            repeat((), count),
+            map(attrgetter("origin"), new),
+            map(attrgetter("raw_phone"), new),
+        ],
+    )
+    del phones, new, new_at
+    if count < len(desired):
+        merged: list[Entry] = []
+        created = iter(entries)
+        for d, old in zip(desired, matched, strict=True):
+            if not old:
+                merged.append(next(created))
+                continue
+            r = remote.get(d.phone)
+            tokens = d.groups or fallback
+            merged.append(
+                _desired_entry(d, tokens, r, d.phone in opted_out, index, replace_changed)
             )
-        else:
-            append(
-                _desired_entry(
-                    d, d.groups or fallback, r, phone in opted_out, index, replace_changed
-                )
-            )
+        entries = merged
     wanted = {d.phone for d in desired}
 
     in_scope = 0

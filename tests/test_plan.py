@@ -11,8 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sync.errors import ConfigError, SafetyError
+from sync.groups import GroupIndex
 from sync.models import DesiredContact, OptOut, Origin, RemoteContact, RemoteGroup
-from sync.plan import Plan, check_guards, make_plan
+from sync.plan import Plan, _desired_entry, check_guards, make_plan
 from sync.settings import Limit
 
 GROUPS = [RemoteGroup(1, "Customers"), RemoteGroup(2, "Staff"), RemoteGroup(3, "Leads")]
@@ -245,6 +246,23 @@ def test_properties(
 
     plan = plan_for(remote)
     assert plan_for(remote) == plan, "planning twice gives the same plan"
+    # the column-wise fast path for new contacts: the same entries, in the sources' order, as
+    # deciding row by row
+    index = GroupIndex.build(GROUPS)
+    first_remote = {c.phone: c for c in sorted(remote, key=lambda c: c.id)[::-1]}
+    opted_phones = {o.phone for o in optouts}
+    row_by_row = [
+        _desired_entry(
+            d,
+            d.groups or ("contact-sync",),
+            first_remote.get(d.phone),
+            d.phone in opted_phones,
+            index,
+            replace_changed,
+        )
+        for d in desired
+    ]
+    assert list(plan.entries[: len(desired)]) == row_by_row
     after = model_apply(plan, remote)
     opted = {o.phone for o in optouts}
     remote_phones = {c.phone for c in remote}
