@@ -1,7 +1,8 @@
 """Normalise many phone values at once: persistent cache, then in-process or over the cores.
 
-The cache is a marshal file under `cache_dir`, named after a schema number and the phonenumbers
-version, so a metadata update (or a change to our rules) starts a fresh cache; older files are
+The cache is a marshal file under `cache_dir`, named after a schema number, the phonenumbers
+version and a digest of our rules' source, so a metadata update (or a change to our rules)
+starts a fresh cache; older files are
 removed when the new one is written. It holds, per region, the raw cells and their `PhoneResult`
 tuples (fields joined by \\x1f), each list NUL-joined into one string: marshal loads a few long
 strings far faster than a dict of a million tuples, and looking raw cells up in a per-region dict
@@ -27,6 +28,7 @@ from typing import Final
 
 import phonenumbers
 
+from sync.codehash import code_digest
 from sync.phones import PhoneResult, normalize_many
 
 SCHEMA: Final = 3
@@ -36,7 +38,9 @@ Key = tuple[str, str | None]
 
 
 def cache_file(cache_dir: Path) -> Path:
-    return cache_dir / f"phones-v{SCHEMA}-pn{phonenumbers.__version__}.marshal"
+    """Named after the schema, the phonenumbers version and the source of our rules."""
+    rules = code_digest("sync.phones", "sync.phonecache")
+    return cache_dir / f"phones-v{SCHEMA}-pn{phonenumbers.__version__}-{rules}.marshal"
 
 
 def _key(raw: str, region: str | None) -> str:

@@ -1,8 +1,8 @@
 """The last ingest result of a set of sources, kept for the re-run over the same bytes.
 
 A nightly job mostly re-reads the file it read the night before. What ingest returns depends only
-on the sources' bytes and paths, the mapping, and the versions of this package and of
-phonenumbers; when none of them changed, the snapshot stands in for reading and normalising.
+on the sources' bytes and paths, the mapping, the code of the ingest modules and the version
+of phonenumbers; when none of them changed, the snapshot stands in for reading and normalising.
 
 One slot per (source paths, mapping), replaced by every run that reads; a slot whose key does not
 match is a miss. The key holds a SHA-256 of every source's bytes, so a file rewritten with the
@@ -29,11 +29,24 @@ import phonenumbers
 
 from sync import __version__
 from sync.bulk import build
+from sync.codehash import code_digest
 from sync.mapping import Mapping
 from sync.models import DesiredContact, Origin, RowIssue
 from sync.normalize import IngestResult, SourceInfo, ingest
 
 SCHEMA: Final = 1
+# the modules whose code decides the ingest result: a change to any of them is a miss
+_INGEST_MODULES: Final = (
+    "sync.read",
+    "sync.mapping",
+    "sync.names",
+    "sync.phones",
+    "sync.phonecache",
+    "sync.normalize",
+    "sync.models",
+    "sync.bulk",
+    "sync.snapshot",
+)
 _Stat = tuple[int, int, int]  # size, mtime_ns, inode
 
 
@@ -52,9 +65,11 @@ def stats(paths: Sequence[Path]) -> list[_Stat]:
 
 
 def key(paths: Sequence[Path], mapping: Mapping) -> str:
-    """What the ingest result depends on, as a digest: versions, mapping, paths and bytes."""
+    """What the ingest result depends on, as a digest: versions and the source of the ingest
+    modules, the mapping, the paths and their bytes."""
+    rules = code_digest(*_INGEST_MODULES)
     h = hashlib.sha256(
-        repr((SCHEMA, __version__, phonenumbers.__version__, mapping)).encode("utf-8")
+        repr((SCHEMA, __version__, rules, phonenumbers.__version__, mapping)).encode("utf-8")
     )
     for p in paths:
         with p.open("rb") as fh:

@@ -275,6 +275,13 @@ def test_cache_is_reused_and_invalidated_by_version(
     assert calls == [2]
     assert [p.name for p in cache.glob("phones-*")] == [phonecache.cache_file(cache).name]
 
+    # a change to our rules' source is a new cache too (no schema number to forget)
+    monkeypatch.setattr(phonecache, "code_digest", lambda *modules: "edited-rules")
+    ingest([src], load_mapping(region="PK"), cache_dir=cache)
+    assert calls == [2, 2]
+    assert [p.name for p in cache.glob("phones-*")] == [phonecache.cache_file(cache).name]
+    assert "edited-rules" in phonecache.cache_file(cache).name
+
 
 def test_damaged_cache_is_ignored(tmp_path: Path) -> None:
     cache = tmp_path / "cache"

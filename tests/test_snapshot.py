@@ -73,6 +73,27 @@ def test_another_mapping_or_region_misses(tmp_path: Path) -> None:
     assert snapshot.ingest_cached(paths, pk, cache)[1], "each mapping keeps its own slot"
 
 
+def test_edited_ingest_code_misses(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    paths, mapping = _sources(tmp_path), load_mapping(region="PK")
+    cache = tmp_path / "cache"
+    snapshot.ingest_cached(paths, mapping, cache)
+    assert snapshot.ingest_cached(paths, mapping, cache)[1]
+    monkeypatch.setattr(snapshot, "code_digest", lambda *modules: "edited")
+    assert not snapshot.ingest_cached(paths, mapping, cache)[1]
+
+
+def test_code_digest_follows_the_source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sync.codehash import code_digest
+
+    module = tmp_path / "rules_under_test.py"
+    module.write_text("RULE = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    before = code_digest.__wrapped__("rules_under_test")
+    module.write_text("RULE = 2\n")
+    assert code_digest.__wrapped__("rules_under_test") != before
+    assert code_digest("sync.phones") == code_digest("sync.phones")
+
+
 @pytest.mark.parametrize("damage", [b"", b"garbage", None])
 def test_a_damaged_snapshot_is_a_miss_then_rewritten(tmp_path: Path, damage: bytes | None) -> None:
     paths, mapping = _sources(tmp_path), load_mapping(region="PK")
