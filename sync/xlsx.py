@@ -67,7 +67,7 @@ class Sheet:
         self.rows += 1
         n = self.rows
         self.width = max(self.width, len(values))
-        text = f'" t="inlineStr" s="{1 if bold else 2}"><is><t xml:space="preserve">'
+        text = _BOLD if bold else _TEXT
         cells = []
         for i, v in enumerate(values):
             if v is None or v == "":
@@ -75,8 +75,11 @@ class Sheet:
             col = _LETTERS[i] if i < len(_LETTERS) else column_letter(i)
             if type(v) is int:
                 cells.append(f'<c r="{col}{n}"><v>{v}</v></c>')
-            else:
-                cells.append(f'<c r="{col}{n}{text}{escape(str(v))}</t></is></c>')
+                continue
+            s = str(v)
+            if "&" in s or "<" in s or ">" in s:  # rare: skip the call to escape() otherwise
+                s = escape(s)
+            cells.append(f'<c r="{col}{n}{text}{s}</t></is></c>')
         row = "".join(cells)
         if _ILLEGAL.search(row):  # one search per row: control characters are rare
             row = _ILLEGAL.sub("", row)
@@ -109,6 +112,8 @@ class Sheet:
 
 
 _LETTERS = [column_letter(i) for i in range(64)]
+_TEXT = '" t="inlineStr" s="2"><is><t xml:space="preserve">'
+_BOLD = '" t="inlineStr" s="1"><is><t xml:space="preserve">'
 
 
 class Workbook:
