@@ -19,7 +19,6 @@ import platform
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -562,33 +561,23 @@ def summary_rows(summary: dict[str, Any]) -> list[tuple[str, object]]:
     return [(label, summary[k]) for k, label in _SUMMARY_LABELS if summary.get(k) is not None]
 
 
-def _save_plan(run: _Run) -> None:
-    t0 = time.monotonic()
-    _write_plan(run)
-    run.timed("save_plan", t0)
-
-
 def _write_reports(run: _Run) -> tuple[Path, dict[str, Any]]:
     out = private_dir(run.report_dir)
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="save-plan") as pool:
-        # plan.json (the plan's own product, timed apart) is written beside the reports: its
-        # file writes, and the reports' native CSV/JSON writers, run without the GIL, so the
-        # two overlap on a second core (1M rows: the run ~0.7 s shorter than one after the other)
-        wanted = run.plan is not None and run.command == "plan"
-        saving = pool.submit(_save_plan, run) if wanted else None
+    if run.plan is not None and run.command == "plan":
         t0 = time.monotonic()
-        issues = run.ingested.issues if run.ingested else ()
-        write_rejected(out / "rejected.csv", [i for i in issues if i.kind == "invalid"])
-        summary: dict[str, Any] = {}
+        _write_plan(run)  # the plan stage's product, timed apart from the reports
+        run.timed("save_plan", t0)
+    t0 = time.monotonic()
+    issues = run.ingested.issues if run.ingested else ()
+    write_rejected(out / "rejected.csv", [i for i in issues if i.kind == "invalid"])
+    summary: dict[str, Any] = {}
 
-        def finish() -> tuple[dict[str, Any], list[tuple[str, object]]]:
-            if saving is not None:
-                saving.result()  # its timing goes into the summary; its error is the run's
-            run.timed("report", t0)
-            summary.update(_summary(run))
-            return summary, summary_rows(summary)
+    def finish() -> tuple[dict[str, Any], list[tuple[str, object]]]:
+        run.timed("report", t0)
+        summary.update(_summary(run))
+        return summary, summary_rows(summary)
 
-        write_records(out, _records(run), finish)
+    write_records(out, _records(run), finish)
     title = f"contact-sync {run.command}" + (" — refused" if run.refused else "")
     write_summary_md(out / "summary.md", summary_markdown(title, summary_rows(summary)))
     log.info("report.written", dir=str(out))
