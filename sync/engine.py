@@ -21,6 +21,8 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import repeat
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +32,7 @@ import phonenumbers
 import structlog
 
 from sync import __version__
-from sync.apply import ApplyResult, apply_plan
+from sync.apply import ApplyResult, Outcome, apply_plan
 from sync.errors import (
     EXIT_FAILED,
     EXIT_OK,
@@ -46,10 +48,12 @@ from sync.logs import get_logger, register_secret
 from sync.mapping import load_mapping
 from sync.models import OptOut, RemoteContact, RemoteGroup
 from sync.normalize import IngestResult
-from sync.plan import Plan, check_guards, fingerprint, make_plan
+from sync.plan import Entry, Plan, check_guards, fingerprint, make_plan
 from sync.remote import ClientSettings, WasmsClient
 from sync.report import (
-    Record,
+    BATCH,
+    RecordBatch,
+    batched,
     issue_record,
     summary_markdown,
     write_records,
@@ -432,42 +436,54 @@ _SETTLED_OUTCOME = {
 }
 
 
-def _records(run: _Run) -> Iterator[Record]:
-    """One report record per plan entry (source rows and remote-only contacts), then one per
-    invalid or duplicate row. A hot loop at a million rows: positional construction only."""
+def _record_batches(run: _Run) -> Iterator[RecordBatch]:
+    """The report's records, a batch at a time: one per plan entry (source rows and
+    remote-only contacts), then one per invalid or duplicate row. Entries become columns with
+    C-level maps (a million rows); only the few entries an apply touched are patched one by one."""
     outcomes = {id(o.entry): o for o in run.applied.outcomes} if run.applied else {}
     unapplied = "planned" if run.command == "plan" else "not_attempted"
-    if run.plan is not None:
-        for e in run.plan.entries:
-            o = e.origin
-            file, sheet, row = (o.file, o.sheet or "", o.row) if o else ("(remote)", "", None)
-            out = outcomes.get(id(e)) if outcomes else None
-            if out is None:
-                outcome, reason, remote_id, attempts = (
-                    _SETTLED_OUTCOME.get(e.action, unapplied),
-                    e.reason,
-                    e.remote_id,
-                    0,
-                )
-            else:
-                outcome, reason = out.status, out.reason or e.reason
-                remote_id, attempts = out.remote_id or e.remote_id, out.attempts
-            yield Record(
-                file,
-                sheet,
-                row,
-                e.raw_phone,
-                e.phone,
-                e.name,
-                ", ".join(e.groups),
-                e.action,
-                outcome,
-                reason,
-                remote_id,
-                attempts,
-            )
+    entries = run.plan.entries if run.plan is not None else ()
+    for at in range(0, len(entries), BATCH):
+        yield RecordBatch(_entry_columns(entries[at : at + BATCH], outcomes, unapplied))
     if run.ingested is not None:
-        yield from map(issue_record, run.ingested.issues)
+        yield from batched(map(issue_record, run.ingested.issues))
+
+
+def _entry_columns(
+    chunk: Sequence[Entry], outcomes: dict[int, Outcome], unapplied: str
+) -> list[list[Any]]:
+    n = len(chunk)
+    origins = list(map(attrgetter("origin"), chunk))
+    files = [o.file if o is not None else "(remote)" for o in origins]
+    sheets = [(o.sheet or "") if o is not None else "" for o in origins]
+    rows = [o.row if o is not None else None for o in origins]
+    actions = list(map(attrgetter("action"), chunk))
+    outcome = list(map(_SETTLED_OUTCOME.get, actions, repeat(unapplied)))
+    reasons = list(map(attrgetter("reason"), chunk))
+    remote_ids = list(map(attrgetter("remote_id"), chunk))
+    attempts = [0] * n
+    if outcomes:
+        found = list(map(outcomes.get, map(id, chunk)))
+        for k, out in enumerate(found):
+            if out is None:
+                continue
+            outcome[k], attempts[k] = out.status, out.attempts
+            reasons[k] = out.reason or reasons[k]
+            remote_ids[k] = out.remote_id or remote_ids[k]
+    return [
+        files,
+        sheets,
+        rows,
+        list(map(attrgetter("raw_phone"), chunk)),
+        list(map(attrgetter("phone"), chunk)),
+        list(map(attrgetter("name"), chunk)),
+        list(map(", ".join, map(attrgetter("groups"), chunk))),
+        actions,
+        outcome,
+        reasons,
+        remote_ids,
+        attempts,
+    ]
 
 
 def _summary(run: _Run) -> dict[str, Any]:
@@ -577,7 +593,7 @@ def _write_reports(run: _Run) -> tuple[Path, dict[str, Any]]:
         summary.update(_summary(run))
         return summary, summary_rows(summary)
 
-    write_records(out, _records(run), finish)
+    write_records(out, _record_batches(run), finish)
     title = f"contact-sync {run.command}" + (" — refused" if run.refused else "")
     write_summary_md(out / "summary.md", summary_markdown(title, summary_rows(summary)))
     log.info("report.written", dir=str(out))

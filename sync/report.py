@@ -176,8 +176,10 @@ def _safe_columns(columns: list[Sequence[object]], frame: pl.DataFrame) -> list[
     out = list(columns)
     for j in _FREE_TEXT:
         col = frame.to_series(j)
-        suspect = col.str.contains(_SUSPECT) & ~col.str.contains(_PLAIN)
-        hits = suspect.arg_true().to_list()
+        suspect = col.str.contains(_SUSPECT)
+        if not suspect.any():  # the usual column: nothing starts like a formula
+            continue
+        hits = (suspect & ~col.str.contains(_PLAIN)).arg_true().to_list()
         if not hits:
             continue
         fixed = list(columns[j])
@@ -191,15 +193,26 @@ def _safe_columns(columns: list[Sequence[object]], frame: pl.DataFrame) -> list[
     return out
 
 
-class _Batch:
-    """A batch of records, transposed once and shared by the sinks."""
+class RecordBatch:
+    """Report records, column-wise: one sequence per field of `Record`, in `COLUMNS` order.
+    The sinks share it: transposed (or built as columns) once, a polars frame made once."""
 
-    def __init__(self, records: list[Record]) -> None:
-        self.records = records
-        self.columns: list[Sequence[object]] = list(zip(*records, strict=True)) or [()] * len(
-            COLUMNS
-        )
+    def __init__(self, columns: Sequence[Sequence[object]]) -> None:
+        if len(columns) != len(COLUMNS) or len({len(c) for c in columns}) > 1:
+            raise ValueError(f"a record batch needs {len(COLUMNS)} columns of one length")
+        self.columns = list(columns)
         self._raw: pl.DataFrame | None = None
+
+    @classmethod
+    def of(cls, records: Sequence[Record]) -> RecordBatch:
+        return cls(list(zip(*records, strict=True)) or [()] * len(COLUMNS))
+
+    def __len__(self) -> int:
+        return len(self.columns[0])
+
+    def records(self, at: Iterable[int]) -> list[Record]:
+        cols = self.columns
+        return [Record._make(c[i] for c in cols) for i in at]
 
     @property
     def raw(self) -> pl.DataFrame:
@@ -216,6 +229,14 @@ class _Batch:
             pl.Series(c, safe[COLUMNS.index(c)], dtype=pl.String) for c in changed
         )
 
+    def attention(self) -> list[int]:
+        """Where the records that belong on an attention sheet are (most belong on none)."""
+        frame = self.raw
+        wanted = frame["action"].is_in(list(_SHEET_OF_ACTION)) | frame["outcome"].is_in(
+            list(_FAILED)
+        )
+        return wanted.arg_true().to_list() if len(self) else []
+
 
 class _CsvSink:
     """report.csv, as csv.writer would write it (CRLF, minimal quoting, empty cells bare)."""
@@ -224,7 +245,7 @@ class _CsvSink:
         self._fh = tmp.open("wb")
         self._fh.write(",".join(COLUMNS).encode() + b"\r\n")
 
-    def add(self, batch: _Batch) -> None:
+    def add(self, batch: RecordBatch) -> None:
         frame = batch.safe()
         # polars quotes an empty string to tell it from a null; csv.writer leaves both bare
         frame = frame.with_columns(
@@ -247,8 +268,8 @@ class _JsonSink:
         self._body = tempfile.TemporaryFile()  # noqa: SIM115 (closed in close())
         self._sep = b"\n  "
 
-    def add(self, batch: _Batch) -> None:
-        if not batch.records:
+    def add(self, batch: RecordBatch) -> None:
+        if not len(batch):
             return
         buf = io.BytesIO()
         batch.raw.write_ndjson(buf)
@@ -300,15 +321,14 @@ class _XlsxSink:
         for sheet in self._sheets.values():
             sheet.append(COLUMNS, bold=True)
 
-    def add(self, batch: _Batch) -> None:
-        for r in batch.records:
-            if r.action in _SHEET_OF_ACTION or r.outcome in _FAILED:
-                safe = safe_record(r)
-                for title in attention(r):
-                    if self._sheets[title].rows < xlsx.MAX_ROWS - 1:  # the last row: the note
-                        self._sheets[title].append(safe)
-                    else:
-                        self._dropped[title] += 1
+    def add(self, batch: RecordBatch) -> None:
+        for r in batch.records(batch.attention()):
+            safe = safe_record(r)
+            for title in attention(r):
+                if self._sheets[title].rows < xlsx.MAX_ROWS - 1:  # the last row: the note
+                    self._sheets[title].append(safe)
+                else:
+                    self._dropped[title] += 1
 
     def close(self, summary: Mapping[str, Any], rows: Sequence[tuple[str, object]]) -> None:
         self._summary.append(("what", "value"), bold=True)
@@ -321,7 +341,7 @@ class _XlsxSink:
 
 
 class _Sink(Protocol):
-    def add(self, batch: _Batch) -> None: ...
+    def add(self, batch: RecordBatch) -> None: ...
     def close(self, summary: Mapping[str, Any], rows: Sequence[tuple[str, object]]) -> None: ...
 
 
@@ -333,21 +353,25 @@ _SINKS: dict[str, Callable[[Path], _Sink]] = {
 Finish = Callable[[], tuple[Mapping[str, Any], Sequence[tuple[str, object]]]]
 
 
-def _batches(records: Iterable[Record]) -> Iterator[_Batch]:
+def batched(records: Iterable[Record]) -> Iterator[RecordBatch]:
+    """Records in batches of `BATCH`, for `write_records`."""
     it = iter(records)
     while batch := list(islice(it, BATCH)):
-        yield _Batch(batch)
+        yield RecordBatch.of(batch)
 
 
 def write_records(
-    out: Path, records: Iterable[Record], finish: Finish, names: Sequence[str] = tuple(_SINKS)
+    out: Path,
+    batches: Iterable[RecordBatch],
+    finish: Finish,
+    names: Sequence[str] = tuple(_SINKS),
 ) -> None:
-    """Write report.csv, report.json and report.xlsx in ONE pass over the records (they are
-    generated once, not once per file, a batch at a time), atomically: on any error no file is
-    left half-written. `finish()` gives the summary and its rows once every record was seen."""
+    """Write report.csv, report.json and report.xlsx in ONE pass over the records, a batch at a
+    time (made once, shared by the files), atomically: on any error no file is left
+    half-written. `finish()` gives the summary and its rows once every record was seen."""
     with contextlib.ExitStack() as stack:
         sinks = [_SINKS[name](stack.enter_context(atomic_path(out / name))) for name in names]
-        for batch in _batches(records):
+        for batch in batches:
             for sink in sinks:
                 sink.add(batch)
         summary, rows = finish()
@@ -378,7 +402,7 @@ def _write_one(
 ) -> None:
     with atomic_path(path) as tmp:
         sink = sink_type(tmp)
-        for batch in _batches(records):
+        for batch in batched(records):
             sink.add(batch)
         sink.close(summary, rows)
 
