@@ -5,11 +5,11 @@ on the sources' bytes and paths, the mapping, the code of the ingest modules and
 of phonenumbers; when none of them changed, the snapshot stands in for reading and normalising.
 
 One slot per (source paths, mapping), replaced by every run that reads; a slot whose key does not
-match is a miss. The key holds a SHA-256 of every source's bytes, so a file rewritten with the
-same content still hits and any edit misses. Stored column-wise with marshal (a few long lists
-load far faster than a million pickled objects), owner-only, without fsync: a torn or unreadable
-snapshot is a miss, never an error. It holds personal data, like the reports: it lives in the
-user's cache directory (`CONTACT_SYNC_HOME`).
+match is a miss; only the `KEEP` most recently used slots are kept. The key holds a SHA-256 of
+every source's bytes, so a file rewritten with the same content still hits and any edit misses.
+Stored column-wise with marshal (a few long lists load far faster than a million pickled
+objects), owner-only, without fsync: a torn or unreadable snapshot is a miss, never an error. It
+holds personal data, like the reports: it lives in the user's cache directory (`CONTACT_SYNC_HOME`).
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from sync.models import DesiredContact, Origin, RowIssue
 from sync.normalize import IngestResult, SourceInfo, ingest
 
 SCHEMA: Final = 1
+KEEP: Final = 4  # snapshots kept (most recently used first); each is about the sources' size
 # the modules whose code decides the ingest result: a change to any of them is a miss
 _INGEST_MODULES: Final = (
     "sync.read",
@@ -185,9 +186,23 @@ def ingest_cached(
     where = slot(cache_dir, paths, mapping)
     found = load(where, want)
     if found is not None:
+        with contextlib.suppress(OSError):
+            os.utime(where)  # used: the last to be evicted
         return found, True
     result = ingest(paths, mapping, cache_dir=cache_dir)
     with contextlib.suppress(OSError):
         if stats(paths) == before:
             save(where, want, result)
+            evict(cache_dir, keep=KEEP)
     return result, False
+
+
+def evict(cache_dir: Path, keep: int) -> None:
+    """Keep the `keep` most recently used snapshots: a job that reads a new file name every
+    night (`export-2026-11-26.csv`) must not fill the disk with a slot per night."""
+    found = []
+    for p in cache_dir.glob("ingest-*.marshal"):
+        with contextlib.suppress(OSError):
+            found.append((p.stat().st_mtime_ns, p))
+    for _, old in sorted(found, reverse=True)[keep:]:
+        old.unlink(missing_ok=True)

@@ -107,6 +107,26 @@ def test_a_damaged_snapshot_is_a_miss_then_rewritten(tmp_path: Path, damage: byt
     assert snapshot.ingest_cached(paths, mapping, cache) == (expected, True)
 
 
+def test_only_the_most_recently_used_snapshots_are_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(snapshot, "KEEP", 2)
+    mapping, cache = load_mapping(region="PK"), tmp_path / "cache"
+    files = []
+    for night in range(3):  # a new file name every night
+        src = tmp_path / f"export-{night}.csv"
+        src.write_text(CSV, encoding="utf-8")
+        files.append(src)
+    slots = [snapshot.slot(cache, [f], mapping) for f in files]
+    snapshot.ingest_cached([files[0]], mapping, cache)
+    os.utime(slots[0], (100, 100))  # long ago
+    snapshot.ingest_cached([files[1]], mapping, cache)
+    os.utime(slots[1], (200, 200))  # less long ago
+    assert snapshot.ingest_cached([files[0]], mapping, cache)[1], "a hit makes it recent"
+    snapshot.ingest_cached([files[2]], mapping, cache)  # a third slot: one must go
+    assert sorted(cache.glob("ingest-*.marshal")) == sorted([slots[0], slots[2]])
+
+
 def test_a_missing_source_still_gets_ingest_s_message(tmp_path: Path) -> None:
     with pytest.raises(InputError, match=r"nope\.csv"):
         snapshot.ingest_cached([tmp_path / "nope.csv"], load_mapping(region="PK"), tmp_path)
