@@ -91,9 +91,9 @@ def run_child(
 ) -> ChildRun:
     """Run `argv` to completion; its wall time, peak RSS, exit code and output."""
     full_env = {**os.environ, **(env or {})}
-    # No fixed PYTHONHASHSEED: measure the program as it is run. (Measured: with hash
-    # randomisation disabled, PYTHONHASHSEED=0, a cold 1M plan peaked at 1,174 MB; with seeds 1
-    # and 2 and unset, at 783-788 MB. The allocation pattern is seed-sensitive: noted in README.)
+    # No fixed PYTHONHASHSEED: measure the program as it is run. (A cold 1M plan once peaked at
+    # 1,174 MB with PYTHONHASHSEED=0 and 783-788 MB with other seeds: values were normalised in
+    # set order. In sorted order now, 741 MB whatever the seed.)
     # `python -m benchmarks.…` children import this package from the repository, wherever we run
     paths = [str(ROOT), *filter(None, full_env.get("PYTHONPATH", "").split(os.pathsep))]
     full_env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
