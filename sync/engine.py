@@ -418,11 +418,11 @@ def _write_plan(run: _Run) -> Path:
         fh.write(orjson.dumps(meta)[:-1] + b',\n"plan": ' + orjson.dumps(body)[:-1])
         fh.write(b',\n"entries": [')
         for i in range(0, len(entries), 10_000):
-            # one orjson call per chunk, then a line per entry: every entry starts with its
-            # action, and a quote inside a JSON string is always escaped, so `},{"action":`
-            # occurs only between two entries (2.5x faster than a call per entry)
+            # one orjson call per chunk, then a line per entry: an entry is an array of a string
+            # (its action), ..., and no field after an array is an array, while a quote inside
+            # a JSON string is always escaped: `],["` occurs only between two entries
             chunk = orjson.dumps(entries[i : i + 10_000])[1:-1]
-            chunk = b"\n" + chunk.replace(b'},{"action":', b'},\n{"action":')
+            chunk = b"\n" + chunk.replace(b'],["', b'],\n["')
             fh.write(chunk if i == 0 else b"," + chunk)
         fh.write(b"\n]}}\n")
     return path

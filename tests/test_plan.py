@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from sync.errors import ConfigError, SafetyError
 from sync.groups import GroupIndex
 from sync.models import DesiredContact, OptOut, Origin, RemoteContact, RemoteGroup
-from sync.plan import Plan, _desired_entry, check_guards, make_plan
+from sync.plan import ENTRY_FIELDS, Plan, _desired_entry, check_guards, make_plan
 from sync.settings import Limit
 
 GROUPS = [RemoteGroup(1, "Customers"), RemoteGroup(2, "Staff"), RemoteGroup(3, "Leads")]
@@ -309,7 +309,42 @@ def test_saved_plan_file_streams_and_round_trips(tmp_path: Path) -> None:
     plan = make_plan(desired, [have(1, "+923009999999")], GROUPS, [], mode="mirror")
     run = _Run("plan", Settings(report_dir=tmp_path, secret=Secret("s3cret-value")))
     run.plan = plan
-    doc = json.loads(_write_plan(run).read_text(encoding="utf-8"))
+    text = _write_plan(run).read_text(encoding="utf-8")
+    doc = json.loads(text)
     assert doc["run_id"] == run.run_id and "s3cret-value" not in json.dumps(doc)
     again = Plan.from_json(doc["plan"])
     assert again.writes == plan.writes and len(again.writes) == 25_001
+    # one entry per line, each an array in the order the file names
+    lines = [line for line in text.splitlines() if line.startswith('["')]
+    assert len(lines) == 25_001
+    assert doc["plan"]["fields"] == list(ENTRY_FIELDS)
+    assert json.loads(lines[0].rstrip(","))[:2] == ["create", "+923001100000"]
+
+
+def test_saved_plan_with_awkward_text_round_trips(tmp_path: Path) -> None:
+    from sync.engine import _Run, _write_plan
+    from sync.settings import Secret, Settings
+
+    names = ['a],["b', '"],["', "line\nbreak", 'Müller, "Jr" ][']
+    desired = [
+        want(f"+9230011{i:05d}", name=n, groups=(f"Group {n}",), row=i + 2)
+        for i, n in enumerate(names * 3)
+    ]
+    plan = make_plan(desired, [have(1, "+923009999999")], GROUPS, [], mode="mirror")
+    run = _Run("plan", Settings(report_dir=tmp_path, secret=Secret("s3cret-value")))
+    run.plan = plan
+    again = Plan.from_json(json.loads(_write_plan(run).read_text(encoding="utf-8"))["plan"])
+    assert again.writes == plan.writes
+
+
+def test_a_format_1_plan_still_loads_and_an_unknown_format_is_refused() -> None:
+    plan = make_plan([want("+923001110001")], [have(2, "+923001110003")], GROUPS, [])
+    v1 = {**orjson.loads(orjson.dumps(plan.to_json())), "format": 1}
+    v1["entries"] = [orjson.loads(orjson.dumps(e)) for e in plan.writes]  # objects, as v1 had
+    del v1["fields"]
+    assert Plan.from_json(v1).writes == plan.writes
+    with pytest.raises(ConfigError, match="plan format 9"):
+        Plan.from_json({**v1, "format": 9})
+    v2 = orjson.loads(orjson.dumps(plan.to_json()))
+    with pytest.raises(ConfigError, match="plan format 2"):
+        Plan.from_json({**v2, "fields": ["phone", "action"]})  # not the order this version reads
