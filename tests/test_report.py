@@ -97,6 +97,8 @@ HOSTILE = [
     '"',
     "\\back\\slash",
     "\x07bell\x1f",
+    "<b>Tom &amp; Jerry</b> > 1",
+    "\ufffe\uffffnot XML\x00",
 ]
 
 
