@@ -73,6 +73,7 @@ _SHEET_OF_ACTION = {
     "replace": "Deleted",
 }
 _FAILED = frozenset({"failed", "not_attempted", "unverified"})
+_ACTION, _OUTCOME = COLUMNS.index("action"), COLUMNS.index("outcome")
 
 
 def attention(r: Record) -> list[str]:
@@ -202,6 +203,7 @@ class RecordBatch:
             raise ValueError(f"a record batch needs {len(COLUMNS)} columns of one length")
         self.columns = list(columns)
         self._raw: pl.DataFrame | None = None
+        self._safe: list[Sequence[object]] | None = None
 
     @classmethod
     def of(cls, records: Sequence[Record]) -> RecordBatch:
@@ -210,18 +212,20 @@ class RecordBatch:
     def __len__(self) -> int:
         return len(self.columns[0])
 
-    def records(self, at: Iterable[int]) -> list[Record]:
-        cols = self.columns
-        return [Record._make(c[i] for c in cols) for i in at]
-
     @property
     def raw(self) -> pl.DataFrame:
         if self._raw is None:
             self._raw = _frame(self.columns)
         return self._raw
 
+    def safe_columns(self) -> list[Sequence[object]]:
+        """The columns with free-text cells neutralised (made once per batch)."""
+        if self._safe is None:
+            self._safe = _safe_columns(self.columns, self.raw)
+        return self._safe
+
     def safe(self) -> pl.DataFrame:
-        safe = _safe_columns(self.columns, self.raw)
+        safe = self.safe_columns()
         changed = [c for j, c in enumerate(COLUMNS) if safe[j] is not self.columns[j]]
         if not changed:
             return self.raw
@@ -258,6 +262,9 @@ class _CsvSink:
     def close(self, summary: Mapping[str, Any], rows: Sequence[tuple[str, object]]) -> None:
         self._fh.close()
 
+    def abort(self) -> None:
+        self._fh.close()
+
 
 class _JsonSink:
     """report.json: records stream to a temporary file (a batch at a time, as JSON lines from
@@ -285,6 +292,9 @@ class _JsonSink:
             fh.write(b',\n "records": [')
             _append_file(self._body, fh)
             fh.write(b"\n ]\n}\n")
+
+    def abort(self) -> None:
+        self._body.close()
 
 
 def _append_file(src: BinaryIO, dst: BinaryIO) -> None:
@@ -314,7 +324,10 @@ class _XlsxSink:
 
     def __init__(self, tmp: Path) -> None:
         self._tmp = tmp
-        self._wb = xlsx.Workbook()
+        # the per-cell XML work runs in a helper process, beside the CSV and JSON writers here
+        self._wb: xlsx.Workbook | xlsx.WorkbookProcess = (
+            xlsx.WorkbookProcess.start() or xlsx.Workbook()
+        )
         self._summary = self._wb.add_sheet("Summary", frozen_header=False)
         self._sheets = {title: self._wb.add_sheet(title) for title in ATTENTION}
         self._dropped = dict.fromkeys(ATTENTION, 0)
@@ -322,13 +335,25 @@ class _XlsxSink:
             sheet.append(COLUMNS, bold=True)
 
     def add(self, batch: RecordBatch) -> None:
-        for r in batch.records(batch.attention()):
-            safe = safe_record(r)
-            for title in attention(r):
-                if self._sheets[title].rows < xlsx.MAX_ROWS - 1:  # the last row: the note
-                    self._sheets[title].append(safe)
-                else:
-                    self._dropped[title] += 1
+        """Each sheet gets its rows as columns (the same as `attention()` per record), so the
+        helper process, not this one, does the work per row."""
+        at = batch.attention()
+        if not at:
+            return
+        cols = batch.safe_columns()
+        actions, outcomes = batch.columns[_ACTION], batch.columns[_OUTCOME]
+        for title in ATTENTION:
+            if title == "Failed":
+                rows = [i for i in at if outcomes[i] in _FAILED]
+            else:
+                rows = [i for i in at if _SHEET_OF_ACTION.get(actions[i]) == title]  # type: ignore[call-overload]
+            sheet = self._sheets[title]
+            room = xlsx.MAX_ROWS - 1 - sheet.rows  # the last row: the note
+            if len(rows) > room:
+                self._dropped[title] += len(rows) - room
+                rows = rows[:room]
+            if rows:
+                sheet.extend_columns([[c[i] for i in rows] for c in cols])
 
     def close(self, summary: Mapping[str, Any], rows: Sequence[tuple[str, object]]) -> None:
         self._summary.append(("what", "value"), bold=True)
@@ -339,10 +364,15 @@ class _XlsxSink:
                 self._sheets[title].append((f"{n} more rows than Excel can hold: see report.csv",))
         self._wb.save(self._tmp)
 
+    def abort(self) -> None:
+        if isinstance(self._wb, xlsx.WorkbookProcess):
+            self._wb.abort()
+
 
 class _Sink(Protocol):
     def add(self, batch: RecordBatch) -> None: ...
     def close(self, summary: Mapping[str, Any], rows: Sequence[tuple[str, object]]) -> None: ...
+    def abort(self) -> None: ...
 
 
 _SINKS: dict[str, Callable[[Path], _Sink]] = {
@@ -370,7 +400,10 @@ def write_records(
     time (made once, shared by the files), atomically: on any error no file is left
     half-written. `finish()` gives the summary and its rows once every record was seen."""
     with contextlib.ExitStack() as stack:
-        sinks = [_SINKS[name](stack.enter_context(atomic_path(out / name))) for name in names]
+        sinks = []
+        for name in names:
+            sinks.append(_SINKS[name](stack.enter_context(atomic_path(out / name))))
+            stack.callback(sinks[-1].abort)  # after a clean close: nothing left to do
         for batch in batches:
             for sink in sinks:
                 sink.add(batch)
@@ -402,9 +435,12 @@ def _write_one(
 ) -> None:
     with atomic_path(path) as tmp:
         sink = sink_type(tmp)
-        for batch in batched(records):
-            sink.add(batch)
-        sink.close(summary, rows)
+        try:
+            for batch in batched(records):
+                sink.add(batch)
+            sink.close(summary, rows)
+        finally:
+            sink.abort()
 
 
 def summary_markdown(title: str, rows: Sequence[tuple[str, object]]) -> str:

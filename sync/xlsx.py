@@ -5,16 +5,23 @@ report with a few hundred thousand rows needing attention took longer than the s
 This writer produces the same SpreadsheetML parts with inline strings at a few µs a row, in
 constant memory (each sheet streams to a temporary file, then into the zip), and is read back by
 openpyxl in the tests. Strings are always written as text, never as formulas or numbers.
+
+`WorkbookProcess` is the same workbook made by a helper process (this file run as a script, so
+it needs nothing but the standard library): the report hands it the rows and goes on with its
+CSV and JSON while the XML is made on another core.
 """
 
 from __future__ import annotations
 
+import marshal
 import re
+import subprocess
+import sys
 import tempfile
 import zipfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 from xml.sax.saxutils import escape, quoteattr
 
 MAX_ROWS = 1_048_576  # Excel's limit per sheet
@@ -88,6 +95,10 @@ class Sheet:
     def extend(self, rows: Iterable[Sequence[object]]) -> None:
         for row in rows:
             self.append(row)
+
+    def extend_columns(self, columns: Sequence[Sequence[object]]) -> None:
+        """Append rows given column-wise (one sequence per column, all of one length)."""
+        self.extend(zip(*columns, strict=True))
 
     def xml_parts(self) -> Iterable[str]:
         yield f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<worksheet {_NS} {_NS_R}>'
@@ -197,3 +208,147 @@ def _quoted(title: str) -> str:
 
 def _absolute(ref: str) -> str:
     return ":".join("$" + re.sub(r"(\d+)", r"$\1", part) for part in ref.split(":"))
+
+
+# -- the same workbook, written by a helper process --------------------------------------------
+
+
+def _frame(payload: Any) -> bytes:
+    data = marshal.dumps(payload)
+    return len(data).to_bytes(8, "little") + data
+
+
+def _read_frame(inp: IO[bytes]) -> tuple[Any, ...] | None:
+    head = inp.read(8)
+    if len(head) < 8:
+        return None
+    message = marshal.loads(inp.read(int.from_bytes(head, "little")))  # noqa: S302 - our parent
+    if not isinstance(message, tuple) or not message:
+        raise ValueError("not a message of this protocol")
+    return message
+
+
+class SheetProxy:
+    """A `Sheet` of a `WorkbookProcess`: rows are counted here and sent in batches."""
+
+    def __init__(self, book: WorkbookProcess, index: int) -> None:
+        self._book, self._index = book, index
+        self.rows = 0
+        self._pending: list[Sequence[object]] = []
+
+    def append(self, values: Sequence[object], *, bold: bool = False) -> None:
+        if self.rows >= MAX_ROWS:
+            raise ValueError(f"sheet {self._index} is full ({MAX_ROWS} rows)")
+        self.rows += 1
+        if bold:
+            self.flush()
+            self._book.send(("rows", self._index, True, [tuple(values)]))
+            return
+        self._pending.append(tuple(values))
+        if len(self._pending) >= 5_000:
+            self.flush()
+
+    def extend_columns(self, columns: Sequence[Sequence[object]]) -> None:
+        count = len(columns[0]) if columns else 0
+        if self.rows + count > MAX_ROWS:
+            raise ValueError(f"sheet {self._index} is full ({MAX_ROWS} rows)")
+        self.flush()
+        self.rows += count
+        self._book.send(("columns", self._index, [list(c) for c in columns]))
+
+    def flush(self) -> None:
+        if self._pending:
+            self._book.send(("rows", self._index, False, self._pending))
+            self._pending = []
+
+
+class WorkbookProcess:
+    """`Workbook`, rendered and zipped by a helper process (this file run as a script): the XML of
+    every cell is made on another core while the caller goes on with its own work. Rows travel
+    over a pipe in marshal batches. `start()` gives None when no helper can be started."""
+
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        self._proc = proc
+        self.sheets: list[SheetProxy] = []
+        self._reaped: bytes | None = None
+        self._why = ""
+
+    @classmethod
+    def start(cls) -> WorkbookProcess | None:
+        try:
+            proc = subprocess.Popen(  # noqa: S603 - our interpreter running this very file
+                # this file as a script, isolated (-I: no script directory on sys.path, no
+                # user site): it needs only the standard library, not the sync package
+                [sys.executable, "-I", str(Path(__file__).resolve())],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+        except OSError:
+            return None
+        return cls(proc)
+
+    def add_sheet(self, title: str, *, frozen_header: bool = True) -> SheetProxy:
+        self.send(("sheet", title, frozen_header))
+        sheet = SheetProxy(self, len(self.sheets))
+        self.sheets.append(sheet)
+        return sheet
+
+    def send(self, message: tuple[object, ...]) -> None:
+        assert self._proc.stdin is not None
+        try:
+            self._proc.stdin.write(_frame(message))
+        except (BrokenPipeError, OSError, ValueError) as exc:
+            self.abort()
+            raise OSError(f"the report.xlsx writer stopped: {self._why}") from exc
+
+    def save(self, path: Path) -> None:
+        for sheet in self.sheets:
+            sheet.flush()
+        self.send(("save", str(path)))
+        out = self._reap()
+        if self._proc.returncode != 0 or out != b"saved":
+            raise OSError(f"the report.xlsx writer failed: {self._why}")
+
+    def abort(self) -> None:
+        """Stop the helper (nothing saved) if it still runs; its pipes are closed either way."""
+        if self._proc.poll() is None:
+            self._proc.kill()
+        self._reap()
+
+    def _reap(self) -> bytes:
+        """Wait for the helper, closing the pipes (once); what it printed."""
+        if self._reaped is None:
+            try:
+                out, err = self._proc.communicate()
+            except (OSError, ValueError):
+                out, err = b"", b""
+            self._reaped = out or b""
+            lines = (err or b"").decode("utf-8", "replace").strip().splitlines()
+            self._why = lines[-1] if lines else f"exit code {self._proc.returncode}"
+        return self._reaped
+
+
+def serve(inp: IO[bytes], out: IO[bytes]) -> None:
+    """The helper's side: build the workbook from the messages, save it, say "saved"."""
+    book = Workbook()
+    while (message := _read_frame(inp)) is not None:
+        kind, args = message[0], message[1:]
+        if kind == "sheet":
+            book.add_sheet(args[0], frozen_header=args[1])
+        elif kind == "rows":
+            sheet, bold = book.sheets[args[0]], args[1]
+            for values in args[2]:
+                sheet.append(values, bold=bold)
+        elif kind == "columns":
+            book.sheets[args[0]].extend_columns(args[1])
+        elif kind == "save":
+            book.save(Path(args[0]))
+            out.write(b"saved")
+            return
+        else:
+            raise ValueError(f"unknown message {kind!r}")
+
+
+if __name__ == "__main__":
+    serve(sys.stdin.buffer, sys.stdout.buffer)

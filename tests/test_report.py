@@ -224,3 +224,76 @@ def test_summary_md_appends_to_github_step_summary(
     write_summary_md(tmp_path / "summary.md", "| a | 1 |\n")
     assert (tmp_path / "summary.md").read_text(encoding="utf-8") == "| a | 1 |\n"
     assert step.read_text(encoding="utf-8") == "earlier\n| a | 1 |\n\n"
+
+
+def _sheets(path: Path) -> dict[str, bytes]:
+    import zipfile
+
+    with zipfile.ZipFile(path) as zf:
+        return {n: zf.read(n) for n in zf.namelist()}
+
+
+def test_the_helper_process_writes_the_same_workbook(tmp_path: Path) -> None:
+    recs = [*hostile_records(), *records()]
+    books = {"here": xlsx.Workbook(), "helper": xlsx.WorkbookProcess.start()}
+    assert books["helper"] is not None
+    for name, book in books.items():
+        assert book is not None
+        summary = book.add_sheet("Summary", frozen_header=False)
+        summary.append(("what", "value"), bold=True)
+        sheet = book.add_sheet("Invalid")
+        sheet.append(COLUMNS, bold=True)
+        sheet.extend_columns(list(zip(*recs[:5], strict=True)))
+        for r in recs[5:]:
+            sheet.append(r)
+        book.save(tmp_path / f"{name}.xlsx")
+    assert _sheets(tmp_path / "here.xlsx") == _sheets(tmp_path / "helper.xlsx")
+
+
+def test_a_helper_that_dies_fails_the_report_with_a_message(tmp_path: Path) -> None:
+    book = xlsx.WorkbookProcess.start()
+    assert book is not None
+    book.add_sheet("Invalid").append(COLUMNS, bold=True)
+    book._proc.kill()
+    book._proc.wait()
+    with pytest.raises(OSError, match=r"report\.xlsx writer"):
+        for _ in range(200):  # until the pipe notices
+            book.add_sheet("More").extend_columns([["x" * 1000] * 100])
+        book.save(tmp_path / "never.xlsx")
+    assert not (tmp_path / "never.xlsx").exists()
+
+
+def test_reports_fall_back_to_this_process_without_a_helper(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise OSError("no processes left")
+
+    monkeypatch.setattr(xlsx.subprocess, "Popen", refuse)
+    write_xlsx(tmp_path / "r.xlsx", [("rows read", 4)], records())
+    wb = openpyxl.load_workbook(tmp_path / "r.xlsx")
+    assert wb["Invalid"].cell(2, COLUMNS.index("name") + 1).value == "'=cmd()"
+
+
+def test_a_failed_report_leaves_no_helper_and_no_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started: list[xlsx.WorkbookProcess] = []
+    real = xlsx.WorkbookProcess.start
+
+    def start() -> xlsx.WorkbookProcess | None:
+        book = real()
+        assert book is not None
+        started.append(book)
+        return book
+
+    monkeypatch.setattr(xlsx.WorkbookProcess, "start", staticmethod(start))
+
+    def broken() -> Iterator[Record]:
+        yield from records()
+        raise RuntimeError("the plan went away")
+
+    with pytest.raises(RuntimeError, match="went away"):
+        write_xlsx(tmp_path / "r.xlsx", [], broken())
+    assert started and started[0]._proc.returncode is not None
+    assert list(tmp_path.iterdir()) == []
