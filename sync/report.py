@@ -267,12 +267,16 @@ class _CsvSink:
 
 
 class _JsonSink:
-    """report.json: records stream to a temporary file (a batch at a time, as JSON lines from
-    polars, re-joined into the array); the summary, known only at the end, goes before them."""
+    """report.json: the summary first (known only at the end), then the records. Records are
+    written in place as they come (JSON lines from polars, re-joined into the array), after
+    room kept for the summary, which is written into that room at the end and padded with
+    spaces (JSON whitespace). A summary too big for the room moves the records once."""
+
+    ROOM: Final = 8 * 1024  # a summary is ~1 KB; a long refusal or verify error fits too
 
     def __init__(self, tmp: Path) -> None:
-        self._tmp = tmp
-        self._body = tempfile.TemporaryFile()  # noqa: SIM115 (closed in close())
+        self._fh = tmp.open("w+b")
+        self._fh.write(b" " * self.ROOM + b',\n "records": [')
         self._sep = b"\n  "
 
     def add(self, batch: RecordBatch) -> None:
@@ -282,28 +286,48 @@ class _JsonSink:
         batch.raw.write_ndjson(buf)
         # a newline inside a JSON string is escaped: every raw newline ends a record
         lines = buf.getvalue().rstrip(b"\n").replace(b"\n", b",\n  ")
-        self._body.write(self._sep + lines)
+        self._fh.write(self._sep + lines)
         self._sep = b",\n  "
 
     def close(self, summary: Mapping[str, Any], rows: Sequence[tuple[str, object]]) -> None:
-        with self._body, self._tmp.open("wb") as fh:
-            fh.write(b'{"summary": ')
-            fh.write(json.dumps(summary, indent=2, ensure_ascii=False, default=str).encode())
-            fh.write(b',\n "records": [')
-            _append_file(self._body, fh)
+        head = (
+            b'{"summary": '
+            + json.dumps(summary, indent=2, ensure_ascii=False, default=str).encode()
+        )
+        with self._fh as fh:
             fh.write(b"\n ]\n}\n")
+            if len(head) <= self.ROOM:
+                fh.seek(0)
+                fh.write(head + b" " * (self.ROOM - len(head)))
+                return
+            _prepend(fh, head, self.ROOM)
 
     def abort(self) -> None:
-        self._body.close()
+        self._fh.close()
 
 
-def _append_file(src: BinaryIO, dst: BinaryIO) -> None:
-    """Append all of `src` to `dst`: in the kernel where it can (copy_file_range: no trip of
-    a 270 MB body through Python buffers), else in 1 MiB chunks."""
+def _prepend(fh: BinaryIO, head: bytes, room: int) -> None:
+    """Replace the first `room` bytes of `fh` (a file on disk) by `head`, which is longer:
+    the rest moves once, through a temporary file beside it (in the kernel where it can)."""
+    with tempfile.TemporaryFile(dir=Path(fh.name).parent) as rest:
+        fh.flush()
+        fh.seek(room)
+        _append_file_from(fh, room, rest)
+        fh.seek(0)
+        fh.truncate()
+        fh.write(head)
+        rest.seek(0)
+        _append_file_from(rest, 0, fh)
+
+
+def _append_file_from(src: BinaryIO, start: int, dst: BinaryIO) -> None:
+    """Append `src` from byte `start` to its end onto `dst`: in the kernel where it can
+    (copy_file_range: no trip through Python buffers), else in 1 MiB chunks."""
     src.flush()
     dst.flush()
     size = os.fstat(src.fileno()).st_size
-    done = 0
+    done = start
+    dst.seek(0, os.SEEK_END)
     with contextlib.suppress(OSError, AttributeError):
         while done < size:
             sent = os.copy_file_range(src.fileno(), dst.fileno(), size - done, done)

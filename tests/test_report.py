@@ -137,6 +137,27 @@ def test_csv_is_what_csv_writer_writes_and_json_what_json_reads(
     assert doc["records"] == [dict(zip(COLUMNS, r, strict=True)) for r in recs]
 
 
+@pytest.mark.parametrize("room", [report._JsonSink.ROOM, 16])
+def test_json_summary_comes_first_whatever_its_size(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, room: int
+) -> None:
+    """The summary is written into room kept before the records; one that outgrows the room
+    (16 bytes here; a long refusal message in life) moves the records and loses none."""
+    monkeypatch.setattr(report._JsonSink, "ROOM", room)
+    monkeypatch.setattr(report, "BATCH", 3)
+    recs = list(hostile_records())
+    summary = {"rows_read": len(recs), "refused": "too many deletes " * 20, "name": "Müller"}
+    write_json(tmp_path / "r.json", summary, recs)
+    text = (tmp_path / "r.json").read_text(encoding="utf-8")
+    assert text.startswith('{"summary": {')
+    first, _ = json.JSONDecoder().raw_decode(text, text.index("{", 1))
+    assert first == summary  # a reader of the head alone gets the whole summary
+    doc = json.loads(text)
+    assert doc["summary"] == summary
+    assert doc["records"] == [dict(zip(COLUMNS, r, strict=True)) for r in recs]
+    assert [p.name for p in tmp_path.iterdir()] == ["r.json"]  # no temporary file left
+
+
 def test_no_records_still_makes_valid_files(tmp_path: Path) -> None:
     write_csv(tmp_path / "r.csv", [])
     assert (tmp_path / "r.csv").read_bytes() == ",".join(COLUMNS).encode() + b"\r\n"
