@@ -336,6 +336,13 @@ async def _with_client(
     run.applied = await apply_plan(run.plan, client, progress=progress, concurrency=s.concurrency)
     run.timed("apply", t0)
     t0 = time.monotonic()
+    if not run.applied.outcomes and not run.applied.groups_created:
+        # nothing was sent, so nothing can differ from the listing this plan was made against:
+        # a nightly run over unchanged data does not list a million contacts a second time
+        run.verified = VerifyResult(ok=True, checked=0, skipped="nothing was written")
+        log.info("verify.skipped", reason=run.verified.skipped)
+        run.timed("verify", t0)
+        return
     try:
         listing = await client.list_contacts()
     except SyncError as exc:
@@ -540,6 +547,8 @@ def _summary(run: _Run) -> dict[str, Any]:
     s["verified"] = run.verified.ok if run.verified else None
     if run.verified and -1 in run.verified.problems:
         s["verify_error"] = run.verified.problems[-1]
+    if run.verified and run.verified.skipped:
+        s["verify_skipped"] = run.verified.skipped
     if run.refused:
         s["refused"] = run.refused
     s["timings"] = {**run.timings, "total": round(time.monotonic() - run.started, 3)}
@@ -570,6 +579,7 @@ _SUMMARY_LABELS = [
     ("failed", "failed"),
     ("not_attempted", "not attempted"),
     ("verified", "verified"),
+    ("verify_skipped", "verification skipped"),
 ]
 
 

@@ -3,7 +3,8 @@ what is really there.
 
 Every planned create or replace that succeeded must be present with the right name and groups;
 every planned delete must be gone. A write whose answer was lost (so it counted as failed) but
-which the listing shows fully done is credited as recovered.
+which the listing shows fully done is credited as recovered. A run that sent no write has
+nothing to verify, and the engine skips the listing.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ class VerifyResult:
     ok: bool
     checked: int
     problems: dict[int, str] = field(default_factory=dict)  # index into outcomes → what is wrong
+    skipped: str | None = None  # why no listing was needed (nothing was written)
 
 
 def _create_problem(out: Outcome, found: RemoteContact | None) -> str | None:

@@ -104,11 +104,22 @@ def test_every_outcome_then_nothing_left_to_do(remote: Remote) -> None:
     assert "report:" in res.stdout
 
     remote.store.stats.reset()
+    res = remote.run("plan", str(src), *common, "--report-dir", str(remote.tmp / "replan"))
+    assert res.exit_code == 0
+    one_listing = remote.store.stats.requests["get/contacts"]
+    remote.store.stats.reset()
     res = remote.run("apply", str(src), *common, "--report-dir", str(remote.tmp / "again"))
     assert res.exit_code == 0
     assert remote.store.stats.writes() == 0, "a second run over unchanged input writes nothing"
     again = report(remote.tmp / "again")["summary"]
     assert (again["to_create"], again["to_delete"], again["created"]) == (0, 0, 0)
+    # nothing was written, so nothing is listed again to verify it
+    assert remote.store.stats.requests["get/contacts"] == one_listing
+    assert again["requests"]["get/contacts"] == one_listing
+    assert (again["verified"], again["verify_skipped"]) == (True, "nothing was written")
+    assert "| verification skipped | nothing was written |" in (
+        remote.tmp / "again" / "summary.md"
+    ).read_text(encoding="utf-8")
 
 
 def test_replace_changed_keeps_the_old_values_in_the_report(remote: Remote) -> None:
