@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from itertools import repeat
+from itertools import chain, repeat
 from operator import attrgetter
 from pathlib import Path
 from typing import Any
@@ -443,17 +443,21 @@ _SETTLED_OUTCOME = {
 }
 
 
-def _record_batches(run: _Run) -> Iterator[RecordBatch]:
-    """The report's records, a batch at a time: one per plan entry (source rows and
-    remote-only contacts), then one per invalid or duplicate row. Entries become columns with
-    C-level maps (a million rows); only the few entries an apply touched are patched one by one."""
+def _entry_batches(run: _Run) -> Iterator[RecordBatch]:
+    """The report's records of the plan entries (source rows and remote-only contacts), a batch
+    at a time. Entries become columns with C-level maps (a million rows); only the few entries
+    an apply touched are patched one by one."""
     outcomes = {id(o.entry): o for o in run.applied.outcomes} if run.applied else {}
     unapplied = "planned" if run.command == "plan" else "not_attempted"
     entries = run.plan.entries if run.plan is not None else ()
     for at in range(0, len(entries), BATCH):
         yield RecordBatch(_entry_columns(entries[at : at + BATCH], outcomes, unapplied))
-    if run.ingested is not None:
-        yield from batched(map(issue_record, run.ingested.issues))
+
+
+def _issue_batches(run: _Run) -> list[RecordBatch]:
+    """The records of the invalid and duplicate rows, which follow the entries in the report."""
+    issues = run.ingested.issues if run.ingested is not None else ()
+    return list(batched(map(issue_record, issues)))
 
 
 def _entry_columns(
@@ -603,7 +607,9 @@ def _write_reports(run: _Run) -> tuple[Path, dict[str, Any]]:
         summary.update(_summary(run))
         return summary, summary_rows(summary)
 
-    write_records(out, _record_batches(run), finish)
+    tail = _issue_batches(run)  # made first: report.xlsx takes them ahead (see write_records)
+    write_records(out, chain(_entry_batches(run), tail), finish, tail=tail)
+    del tail
     title = f"contact-sync {run.command}" + (" — refused" if run.refused else "")
     write_summary_md(out / "summary.md", summary_markdown(title, summary_rows(summary)))
     log.info("report.written", dir=str(out))

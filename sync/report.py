@@ -357,13 +357,29 @@ class _XlsxSink:
         self._dropped = dict.fromkeys(ATTENTION, 0)
         for sheet in self._sheets.values():
             sheet.append(COLUMNS, bold=True)
+        self._taken: set[int] = set()  # batches taken ahead (`take_ahead`), by id
+        self._ahead: set[str] = set()  # the sheets they filled
+
+    def take_ahead(self, batch: RecordBatch) -> None:
+        """Take one of the last batches before its turn, so the helper works on it while the
+        other files are written. Its rows keep their order: each sheet holds one outcome, and
+        the sheets these rows fill must get no row from the batches before them (checked)."""
+        self._taken.add(id(batch))
+        self._ahead.update(self._add(batch))
 
     def add(self, batch: RecordBatch) -> None:
+        if id(batch) in self._taken:
+            return
+        if filled := self._ahead.intersection(self._add(batch)):
+            raise RuntimeError(f"report.xlsx: rows for {sorted(filled)} after rows taken ahead")
+
+    def _add(self, batch: RecordBatch) -> list[str]:
         """Each sheet gets its rows as columns (the same as `attention()` per record), so the
-        helper process, not this one, does the work per row."""
+        helper process, not this one, does the work per row. The sheets that got rows."""
+        filled: list[str] = []
         at = batch.attention()
         if not at:
-            return
+            return filled
         cols = batch.safe_columns()
         actions, outcomes = batch.columns[_ACTION], batch.columns[_OUTCOME]
         for title in ATTENTION:
@@ -378,6 +394,8 @@ class _XlsxSink:
                 rows = rows[:room]
             if rows:
                 sheet.extend_columns([[c[i] for i in rows] for c in cols])
+                filled.append(title)
+        return filled
 
     def close(self, summary: Mapping[str, Any], rows: Sequence[tuple[str, object]]) -> None:
         self._summary.append(("what", "value"), bold=True)
@@ -419,15 +437,26 @@ def write_records(
     batches: Iterable[RecordBatch],
     finish: Finish,
     names: Sequence[str] = tuple(_SINKS),
+    *,
+    tail: Sequence[RecordBatch] = (),
 ) -> None:
     """Write report.csv, report.json and report.xlsx in ONE pass over the records, a batch at a
     time (made once, shared by the files), atomically: on any error no file is left
-    half-written. `finish()` gives the summary and its rows once every record was seen."""
+    half-written. `finish()` gives the summary and its rows once every record was seen.
+
+    `tail`: the last batches of `batches` (the same objects), when the caller has them already.
+    report.xlsx takes them first, so its helper process renders them while the CSV and JSON are
+    written (at a million rows, the invalid and duplicate rows come last and are most of the
+    workbook: otherwise the run waits for them at the end)."""
     with contextlib.ExitStack() as stack:
         sinks = []
         for name in names:
             sinks.append(_SINKS[name](stack.enter_context(atomic_path(out / name))))
             stack.callback(sinks[-1].abort)  # after a clean close: nothing left to do
+        for sink in sinks:
+            if isinstance(sink, _XlsxSink):
+                for batch in tail:
+                    sink.take_ahead(batch)
         for batch in batches:
             for sink in sinks:
                 sink.add(batch)

@@ -18,10 +18,12 @@ import re
 import subprocess
 import sys
 import tempfile
+import threading
 import zipfile
+from collections import deque
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Final
 from xml.sax.saxutils import escape, quoteattr
 
 MAX_ROWS = 1_048_576  # Excel's limit per sheet
@@ -265,13 +267,23 @@ class SheetProxy:
 class WorkbookProcess:
     """`Workbook`, rendered and zipped by a helper process (this file run as a script): the XML of
     every cell is made on another core while the caller goes on with its own work. Rows travel
-    over a pipe in marshal batches. `start()` gives None when no helper can be started."""
+    over a pipe in marshal batches, written by a thread of this process from a queue of at most
+    `BUDGET` bytes, so the caller does not wait whenever the helper is busy with an earlier batch.
+    `start()` gives None when no helper can be started."""
+
+    BUDGET: Final = 64 << 20  # bytes of batches waiting for the pipe (one larger batch may wait)
 
     def __init__(self, proc: subprocess.Popen[bytes]) -> None:
         self._proc = proc
         self.sheets: list[SheetProxy] = []
         self._reaped: bytes | None = None
         self._why = ""
+        self._frames: deque[bytes | None] = deque()
+        self._pending = 0  # bytes in _frames
+        self._ready = threading.Condition()
+        self._failed: BaseException | None = None
+        self._pump = threading.Thread(target=self._write_frames, name="xlsx-pipe", daemon=True)
+        self._pump.start()
 
     @classmethod
     def start(cls) -> WorkbookProcess | None:
@@ -295,25 +307,60 @@ class WorkbookProcess:
         return sheet
 
     def send(self, message: tuple[object, ...]) -> None:
-        assert self._proc.stdin is not None
-        try:
-            self._proc.stdin.write(_frame(message))
-        except (BrokenPipeError, OSError, ValueError) as exc:
+        self._put(_frame(message))
+        if self._failed is not None:
             self.abort()
-            raise OSError(f"the report.xlsx writer stopped: {self._why}") from exc
+            raise OSError(f"the report.xlsx writer stopped: {self._why}") from self._failed
+
+    def _put(self, frame: bytes | None) -> None:
+        size = len(frame) if frame is not None else 0
+        with self._ready:
+            while self._pending and self._pending + size > self.BUDGET and self._failed is None:
+                self._ready.wait()
+            self._frames.append(frame)
+            self._pending += size
+            self._ready.notify_all()
+
+    def _write_frames(self) -> None:
+        """The thread: frames into the pipe, in order, until None. After a failed write it
+        only empties the queue (the caller sees `_failed` at its next send)."""
+        assert self._proc.stdin is not None
+        while True:
+            with self._ready:
+                while not self._frames:
+                    self._ready.wait()
+                frame = self._frames.popleft()
+            if frame is None:
+                return
+            if self._failed is None:
+                try:
+                    self._proc.stdin.write(frame)
+                except (OSError, ValueError) as exc:
+                    self._failed = exc
+            with self._ready:
+                self._pending -= len(frame)
+                self._ready.notify_all()
+
+    def _stop_pump(self) -> None:
+        """Let the thread write what is queued, then end it."""
+        if self._pump.is_alive():
+            self._put(None)
+            self._pump.join()
 
     def save(self, path: Path) -> None:
         for sheet in self.sheets:
             sheet.flush()
         self.send(("save", str(path)))
+        self._stop_pump()
         out = self._reap()
-        if self._proc.returncode != 0 or out != b"saved":
+        if self._failed is not None or self._proc.returncode != 0 or out != b"saved":
             raise OSError(f"the report.xlsx writer failed: {self._why}")
 
     def abort(self) -> None:
         """Stop the helper (nothing saved) if it still runs; its pipes are closed either way."""
         if self._proc.poll() is None:
             self._proc.kill()
+        self._stop_pump()  # writes to a killed helper fail at once: the thread empties the queue
         self._reap()
 
     def _reap(self) -> bytes:

@@ -271,6 +271,63 @@ def test_the_helper_process_writes_the_same_workbook(tmp_path: Path) -> None:
     assert _sheets(tmp_path / "here.xlsx") == _sheets(tmp_path / "helper.xlsx")
 
 
+def test_a_helper_fed_faster_than_it_reads_gets_every_row_in_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Batches wait in a queue for the pipe while the helper works (a 1-byte budget here: each
+    send waits for the one before); none is lost or reordered."""
+    monkeypatch.setattr(xlsx.WorkbookProcess, "BUDGET", 1)
+    recs = [*hostile_records(), *records()]
+    books = {"here": xlsx.Workbook(), "helper": xlsx.WorkbookProcess.start()}
+    for name, book in books.items():
+        assert book is not None
+        sheet = book.add_sheet("Invalid")
+        for i in range(60):
+            sheet.extend_columns(list(zip(*recs[i % 7 :], strict=True)))
+        book.save(tmp_path / f"{name}.xlsx")
+    assert _sheets(tmp_path / "here.xlsx") == _sheets(tmp_path / "helper.xlsx")
+
+
+def _mixed_batches() -> list[report.RecordBatch]:
+    """Entries (drift, a failed create) then invalid and duplicate rows, as a report has them."""
+    entries = [record("drift", "skipped", phone=f"+9230011{i:05d}") for i in range(5)]
+    entries.append(record("create", "failed"))
+    issues = [record("invalid", "skipped", name=f"=x{i}") for i in range(4)]
+    issues += [record("duplicate", "skipped") for _ in range(3)]
+    batch = report.RecordBatch.of
+    return [batch(entries[:3]), batch(entries[3:]), batch(issues[:5]), batch(issues[5:])]
+
+
+def test_xlsx_takes_the_last_batches_ahead_and_writes_the_same_workbook(tmp_path: Path) -> None:
+    def finish() -> tuple[dict[str, object], list[tuple[str, object]]]:
+        return {}, [("rows read", 13)]
+
+    for name, tail in (("in-order", 0), ("ahead", 2)):
+        batches = _mixed_batches()
+        out = tmp_path / name
+        out.mkdir()
+        report.write_records(out, batches, finish, tail=batches[len(batches) - tail :])
+    for name in ("report.csv", "report.json"):
+        assert (tmp_path / "ahead" / name).read_bytes() == (
+            tmp_path / "in-order" / name
+        ).read_bytes()
+    ahead, in_order = (
+        _sheets(tmp_path / "ahead/report.xlsx"),
+        _sheets(tmp_path / "in-order/report.xlsx"),
+    )
+    assert ahead == in_order
+    wb = openpyxl.load_workbook(tmp_path / "ahead" / "report.xlsx")
+    assert [wb[t].max_row for t in ("Failed", "Invalid", "Duplicates", "Drift")] == [2, 5, 4, 6]
+
+
+def test_xlsx_refuses_rows_that_would_land_before_rows_taken_ahead(tmp_path: Path) -> None:
+    """Taking batches ahead is sound only when no earlier batch fills the same sheets."""
+    batches = _mixed_batches()
+    with pytest.raises(RuntimeError, match="taken ahead"):
+        report.write_records(tmp_path, batches, lambda: ({}, []), tail=batches[:1])
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_helper_that_dies_fails_the_report_with_a_message(tmp_path: Path) -> None:
     book = xlsx.WorkbookProcess.start()
     assert book is not None
