@@ -18,13 +18,13 @@ import json
 import platform
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import chain, repeat
 from operator import attrgetter
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import httpx
 import orjson
@@ -454,10 +454,18 @@ def _entry_batches(run: _Run) -> Iterator[RecordBatch]:
         yield RecordBatch(_entry_columns(entries[at : at + BATCH], outcomes, unapplied))
 
 
-def _issue_batches(run: _Run) -> list[RecordBatch]:
-    """The records of the invalid and duplicate rows, which follow the entries in the report."""
+_AHEAD: Final = 4 * BATCH  # at most this many issue records are made before the entries'
+
+
+def _record_batches(run: _Run) -> tuple[Iterable[RecordBatch], list[RecordBatch]]:
+    """The report's records, a batch at a time: the plan entries, then the invalid and duplicate
+    rows; and those last batches, made first (`write_records`' tail) unless there are more than
+    `_AHEAD` of them (a file of a million invalid rows streams them as before: bounded memory)."""
     issues = run.ingested.issues if run.ingested is not None else ()
-    return list(batched(map(issue_record, issues)))
+    if len(issues) > _AHEAD:
+        return chain(_entry_batches(run), batched(map(issue_record, issues))), []
+    tail = list(batched(map(issue_record, issues)))
+    return chain(_entry_batches(run), tail), tail
 
 
 def _entry_columns(
@@ -607,9 +615,9 @@ def _write_reports(run: _Run) -> tuple[Path, dict[str, Any]]:
         summary.update(_summary(run))
         return summary, summary_rows(summary)
 
-    tail = _issue_batches(run)  # made first: report.xlsx takes them ahead (see write_records)
-    write_records(out, chain(_entry_batches(run), tail), finish, tail=tail)
-    del tail
+    batches, tail = _record_batches(run)  # report.xlsx takes the tail ahead: see write_records
+    write_records(out, batches, finish, tail=tail)
+    del batches, tail
     title = f"contact-sync {run.command}" + (" — refused" if run.refused else "")
     write_summary_md(out / "summary.md", summary_markdown(title, summary_rows(summary)))
     log.info("report.written", dir=str(out))

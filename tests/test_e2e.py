@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import json
 import stat
+import zipfile
 from pathlib import Path
 
 import pytest
 
+from sync import engine
+from sync import report as report_module
 from tests.e2e import SECRET, Remote, records, remote, report
 
 __all__ = ["remote"]
@@ -314,6 +317,35 @@ def test_report_and_plan_files_are_owner_only(remote: Remote) -> None:
     ]
     assert stat.S_IMODE(out.stat().st_mode) == 0o700
     assert {stat.S_IMODE(p.stat().st_mode) for p in out.iterdir()} == {0o600}
+
+
+def test_reports_are_the_same_whether_the_issue_rows_go_ahead_or_not(
+    remote: Remote, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """report.xlsx takes the invalid and duplicate rows before the entries when there are few
+    enough (`_AHEAD`); past that they stream in order. Both give the same reports."""
+    seed(remote)
+    rows = "".join(f"Bad Row {i},nope {i},\n" for i in range(7))
+    src = remote.csv("crm.csv", SOURCE + rows + "Hamza Again,0300-7654321,\n")
+    monkeypatch.setattr(engine, "BATCH", 3)  # several batches of each kind
+    monkeypatch.setattr(report_module, "BATCH", 3)
+    outs = {}
+    for label, ahead in (("ahead", 1000), ("in order", 0)):
+        monkeypatch.setattr(engine, "_AHEAD", ahead)
+        outs[label] = remote.tmp / label
+        out = ["--report-dir", str(outs[label]), "--max-invalid", "100%"]
+        res = remote.run("plan", str(src), "--region", "PK", *out)
+        assert res.exit_code == 0, res.stderr
+    ahead, in_order = outs["ahead"], outs["in order"]
+    assert (ahead / "report.csv").read_bytes() == (in_order / "report.csv").read_bytes()
+    assert report(ahead)["records"] == report(in_order)["records"]
+    a, b = zipfile.ZipFile(ahead / "report.xlsx"), zipfile.ZipFile(in_order / "report.xlsx")
+    with a, b:
+        # the attention sheets (sheet1, the summary, holds the timings)
+        sheets = [f"xl/worksheets/sheet{i}.xml" for i in range(2, 8)]
+        assert [a.read(n) for n in sheets] == [b.read(n) for n in sheets]
+        invalid = a.read("xl/worksheets/sheet3.xml").decode()
+        assert invalid.count("<row ") == 1 + 8  # header, "call me after 5" and 7 bad rows
 
 
 def test_wrong_secret_exits_4_before_any_write(remote: Remote) -> None:
