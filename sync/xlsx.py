@@ -316,7 +316,10 @@ class WorkbookProcess:
         size = len(frame) if frame is not None else 0
         with self._ready:
             while self._pending and self._pending + size > self.BUDGET and self._failed is None:
-                self._ready.wait()
+                if not self._pump.is_alive():  # it cannot end without None: never hang on it
+                    self._failed = RuntimeError("the report.xlsx pipe thread ended")
+                    break
+                self._ready.wait(timeout=1.0)
             self._frames.append(frame)
             self._pending += size
             self._ready.notify_all()
@@ -335,7 +338,7 @@ class WorkbookProcess:
             if self._failed is None:
                 try:
                     self._proc.stdin.write(frame)
-                except (OSError, ValueError) as exc:
+                except BaseException as exc:  # any failure: handed to the caller at its next send
                     self._failed = exc
             with self._ready:
                 self._pending -= len(frame)
