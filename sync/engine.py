@@ -617,7 +617,6 @@ def _write_reports(run: _Run) -> tuple[Path, dict[str, Any]]:
 
     batches, tail = _record_batches(run)  # report.xlsx takes the tail ahead: see write_records
     write_records(out, batches, finish, tail=tail)
-    del batches, tail
     title = f"contact-sync {run.command}" + (" — refused" if run.refused else "")
     write_summary_md(out / "summary.md", summary_markdown(title, summary_rows(summary)))
     log.info("report.written", dir=str(out))

@@ -310,13 +310,10 @@ def _prepend(fh: BinaryIO, head: bytes, room: int) -> None:
     """Replace the first `room` bytes of `fh` (a file on disk) by `head`, which is longer:
     the rest moves once, through a temporary file beside it (in the kernel where it can)."""
     with tempfile.TemporaryFile(dir=Path(fh.name).parent) as rest:
-        fh.flush()
-        fh.seek(room)
         _append_file_from(fh, room, rest)
         fh.seek(0)
         fh.truncate()
         fh.write(head)
-        rest.seek(0)
         _append_file_from(rest, 0, fh)
 
 

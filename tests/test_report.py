@@ -137,13 +137,22 @@ def test_csv_is_what_csv_writer_writes_and_json_what_json_reads(
     assert doc["records"] == [dict(zip(COLUMNS, r, strict=True)) for r in recs]
 
 
-@pytest.mark.parametrize("room", [report._JsonSink.ROOM, 16])
+@pytest.mark.parametrize(
+    ("room", "in_kernel"), [(report._JsonSink.ROOM, True), (16, True), (16, False)]
+)
 def test_json_summary_comes_first_whatever_its_size(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, room: int
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, room: int, in_kernel: bool
 ) -> None:
     """The summary is written into room kept before the records; one that outgrows the room
-    (16 bytes here; a long refusal message in life) moves the records and loses none."""
+    (16 bytes here; a long refusal message in life) moves the records and loses none, with
+    copy_file_range or without it."""
     monkeypatch.setattr(report._JsonSink, "ROOM", room)
+    if not in_kernel:
+
+        def unsupported(*args: object) -> int:
+            raise OSError("copy_file_range: not supported here")
+
+        monkeypatch.setattr(report.os, "copy_file_range", unsupported)
     monkeypatch.setattr(report, "BATCH", 3)
     recs = list(hostile_records())
     summary = {"rows_read": len(recs), "refused": "too many deletes " * 20, "name": "Müller"}
