@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import io
 import json
 import os
 import re
@@ -23,7 +22,7 @@ from typing import Any, BinaryIO, Final, NamedTuple, Protocol, TextIO
 import polars as pl
 
 from sync import xlsx
-from sync.files import atomic_path, write_atomic
+from sync.files import atomic_path, through_pipe, write_atomic
 from sync.models import RowIssue
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -257,7 +256,10 @@ class _CsvSink:
             for c in COLUMNS
             if c not in _INT_COLUMNS
         )
-        frame.write_csv(self._fh, include_header=False, line_terminator="\r\n")
+        through_pipe(
+            lambda to: frame.write_csv(to, include_header=False, line_terminator="\r\n"),
+            self._fh.write,
+        )
 
     def close(self, summary: Mapping[str, Any], rows: Sequence[tuple[str, object]]) -> None:
         self._fh.close()
@@ -274,20 +276,26 @@ class _JsonSink:
 
     ROOM: Final = 8 * 1024  # a summary is ~1 KB; a long refusal or verify error fits too
 
+    _SEP: Final = b",\n  "
+
     def __init__(self, tmp: Path) -> None:
         self._fh = tmp.open("w+b")
         self._fh.write(b" " * self.ROOM + b',\n "records": [')
-        self._sep = b"\n  "
+        self._held = b"\n  "  # what goes before the next record, if one comes
 
     def add(self, batch: RecordBatch) -> None:
-        if not len(batch):
-            return
-        buf = io.BytesIO()
-        batch.raw.write_ndjson(buf)
-        # a newline inside a JSON string is escaped: every raw newline ends a record
-        lines = buf.getvalue().rstrip(b"\n").replace(b"\n", b",\n  ")
-        self._fh.write(self._sep + lines)
-        self._sep = b",\n  "
+        if len(batch):
+            through_pipe(batch.raw.write_ndjson, self._lines)
+
+    def _lines(self, chunk: bytes) -> None:
+        """JSON lines → array elements. A newline inside a JSON string is escaped, so every raw
+        newline ends a record; the separator after the last record so far is held back (the
+        array's end needs none)."""
+        out = self._held + chunk.replace(b"\n", self._SEP)
+        self._held = b""
+        if out.endswith(self._SEP):
+            out, self._held = out[: -len(self._SEP)], self._SEP
+        self._fh.write(out)
 
     def close(self, summary: Mapping[str, Any], rows: Sequence[tuple[str, object]]) -> None:
         head = (

@@ -12,7 +12,7 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from sync import report, xlsx
+from sync import files, report, xlsx
 from sync.files import atomic_path, write_atomic
 from sync.models import Origin, RowIssue
 from sync.report import (
@@ -120,6 +120,20 @@ def hostile_records() -> Iterator[Record]:
         )
 
 
+# how polars' output reaches the files: through a pipe in 1 MiB chunks (the default), in chunks
+# of a few bytes (every boundary: inside a record, right after a newline), or buffered in memory
+# (systems without /dev/fd)
+PIPE_MODES = [(True, files._CHUNK), (True, 5), (True, 1), (False, files._CHUNK)]
+
+
+@pytest.fixture(params=PIPE_MODES, ids=["pipe", "pipe-5-byte-chunks", "pipe-1-byte", "buffered"])
+def pipe_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    pipes, chunk = request.param
+    monkeypatch.setattr(files, "PIPE_PATHS", pipes and files.PIPE_PATHS)
+    monkeypatch.setattr(files, "_CHUNK", chunk)
+
+
+@pytest.mark.usefixtures("pipe_mode")
 def test_csv_is_what_csv_writer_writes_and_json_what_json_reads(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -167,6 +181,7 @@ def test_json_summary_comes_first_whatever_its_size(
     assert [p.name for p in tmp_path.iterdir()] == ["r.json"]  # no temporary file left
 
 
+@pytest.mark.usefixtures("pipe_mode")
 def test_no_records_still_makes_valid_files(tmp_path: Path) -> None:
     write_csv(tmp_path / "r.csv", [])
     assert (tmp_path / "r.csv").read_bytes() == ",".join(COLUMNS).encode() + b"\r\n"

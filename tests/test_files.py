@@ -1,0 +1,100 @@
+"""`through_pipe`: a native writer's output reaches the sink whole, in order, and any failure on
+either side is raised to the caller without leaving a thread or a descriptor behind."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import IO, Any
+
+import polars as pl
+import pytest
+
+from sync import files
+from sync.files import through_pipe
+
+needs_pipes = pytest.mark.skipif(not files.PIPE_PATHS, reason="no /dev/fd on this system")
+
+
+def _payload(size: int) -> bytes:
+    return bytes(i * 7 % 251 for i in range(size))
+
+
+def _writer(data: bytes, step: int = 65_537) -> Any:
+    """A writer as polars is one: opens the path it is given (or writes to the object)."""
+
+    def into(out: IO[bytes]) -> None:
+        for i in range(0, len(data), step):
+            out.write(data[i : i + step])
+
+    def write(target: str | IO[bytes]) -> None:
+        if isinstance(target, str):
+            with Path(target).open("wb") as fh:
+                into(fh)
+        else:
+            into(target)
+
+    return write
+
+
+def _open_descriptors() -> int:
+    return sum(1 for _ in Path("/dev/fd").iterdir())
+
+
+def _drains() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "pipe-drain"]
+
+
+@pytest.mark.parametrize("pipes", [True, False], ids=["pipe", "buffered"])
+def test_everything_arrives_in_order(monkeypatch: pytest.MonkeyPatch, pipes: bool) -> None:
+    monkeypatch.setattr(files, "PIPE_PATHS", pipes and files.PIPE_PATHS)
+    data = _payload(3_000_000)  # several pipe buffers and several chunks
+    got: list[bytes] = []
+    through_pipe(_writer(data), got.append)
+    assert b"".join(got) == data
+    assert all(len(c) <= files._CHUNK for c in got) or not pipes
+    assert not _drains()
+
+
+def test_polars_writes_the_same_bytes_as_into_memory() -> None:
+    frame = pl.DataFrame({"a": list(range(200_000)), "b": ['x,"y"\nz'] * 200_000})
+    got: list[bytes] = []
+    through_pipe(frame.write_csv, got.append)
+    assert b"".join(got) == frame.write_csv().encode()
+    got.clear()
+    through_pipe(frame.write_ndjson, got.append)
+    assert b"".join(got) == frame.write_ndjson().encode()
+
+
+@needs_pipes
+def test_a_failing_sink_is_raised_and_the_writer_stops() -> None:
+    before = _open_descriptors()
+    seen: list[int] = []
+
+    def sink(chunk: bytes) -> None:
+        seen.append(len(chunk))
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError, match="No space left"):
+        through_pipe(_writer(_payload(20_000_000)), sink)
+    assert len(seen) == 1  # the writer was stopped by the closed pipe, not drained to the end
+    assert not _drains()
+    assert _open_descriptors() == before
+
+
+@needs_pipes
+def test_a_failing_writer_is_raised_after_what_it_wrote() -> None:
+    before = _open_descriptors()
+    got: list[bytes] = []
+
+    def write(target: str | IO[bytes]) -> None:
+        assert isinstance(target, str)
+        with Path(target).open("wb") as fh:
+            fh.write(b"half a batch")
+        raise ValueError("polars could not write this")
+
+    with pytest.raises(ValueError, match="could not write"):
+        through_pipe(write, got.append)
+    assert b"".join(got) == b"half a batch"
+    assert not _drains()
+    assert _open_descriptors() == before
