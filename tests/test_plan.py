@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from operator import attrgetter
 from pathlib import Path
 
 import orjson
@@ -13,7 +15,14 @@ from hypothesis import strategies as st
 from sync.errors import ConfigError, SafetyError
 from sync.groups import GroupIndex
 from sync.models import DesiredContact, OptOut, Origin, RemoteContact, RemoteGroup
-from sync.plan import ENTRY_FIELDS, Plan, _desired_entry, check_guards, make_plan
+from sync.plan import (
+    ENTRY_FIELDS,
+    SAVED_FIELDS,
+    Plan,
+    _desired_entry,
+    check_guards,
+    make_plan,
+)
 from sync.settings import Limit
 
 GROUPS = [RemoteGroup(1, "Customers"), RemoteGroup(2, "Staff"), RemoteGroup(3, "Leads")]
@@ -317,8 +326,14 @@ def test_saved_plan_file_streams_and_round_trips(tmp_path: Path) -> None:
     # one entry per line, each an array in the order the file names
     lines = [line for line in text.splitlines() if line.startswith('["')]
     assert len(lines) == 25_001
-    assert doc["plan"]["fields"] == list(ENTRY_FIELDS)
-    assert json.loads(lines[0].rstrip(","))[:2] == ["create", "+923001100000"]
+    assert doc["plan"]["fields"] == list(SAVED_FIELDS)
+    assert doc["plan"]["files"] == ["a.csv"]
+    first = dict(zip(SAVED_FIELDS, json.loads(lines[0].rstrip(",")), strict=True))
+    assert first["action"] == "create" and first["phone"] == "+923001100000"
+    assert (first["file"], first["sheet"], first["row"]) == (0, None, 2)
+    delete = dict(zip(SAVED_FIELDS, json.loads(lines[-1].rstrip(",")), strict=True))
+    assert delete["action"] == "delete"
+    assert (delete["file"], delete["sheet"], delete["row"]) == (None, None, None)
 
 
 def test_saved_plan_with_awkward_text_round_trips(tmp_path: Path) -> None:
@@ -329,6 +344,13 @@ def test_saved_plan_with_awkward_text_round_trips(tmp_path: Path) -> None:
     desired = [
         want(f"+9230011{i:05d}", name=n, groups=(f"Group {n}",), row=i + 2)
         for i, n in enumerate(names * 3)
+    ]
+    # several files and sheets, named awkwardly too: each keeps its own origin
+    desired = [
+        dataclasses.replace(d, origin=Origin(f"{names[i % 3]}.xlsx", names[i % 2], i + 2))
+        if i % 4
+        else d
+        for i, d in enumerate(desired)
     ]
     plan = make_plan(desired, [have(1, "+923009999999")], GROUPS, [], mode="mirror")
     run = _Run("plan", Settings(report_dir=tmp_path, secret=Secret("s3cret-value")))
@@ -345,6 +367,24 @@ def test_a_format_1_plan_still_loads_and_an_unknown_format_is_refused() -> None:
     assert Plan.from_json(v1).writes == plan.writes
     with pytest.raises(ConfigError, match="plan format 9"):
         Plan.from_json({**v1, "format": 9})
-    v2 = orjson.loads(orjson.dumps(plan.to_json()))
+    v3 = orjson.loads(orjson.dumps(plan.to_json()))
+    with pytest.raises(ConfigError, match="plan format 3"):
+        Plan.from_json({**v3, "fields": ["phone", "action"]})  # not the order this version reads
+
+
+def test_a_format_2_plan_still_loads() -> None:
+    """Format 2 (entries as arrays, each origin an object) as the previous version wrote it."""
+    desired = [want("+923001110001"), want("+923001110002", row=9)]
+    plan = make_plan(desired, [have(2, "+923001110003")], GROUPS, [], mode="mirror")
+    v2 = {
+        **orjson.loads(orjson.dumps(plan.to_json())),
+        "format": 2,
+        "fields": list(ENTRY_FIELDS),
+        "entries": orjson.loads(orjson.dumps([attrgetter(*ENTRY_FIELDS)(e) for e in plan.writes])),
+    }
+    del v2["files"]
+    origin = v2["entries"][1][ENTRY_FIELDS.index("origin")]
+    assert origin == {"file": "a.csv", "sheet": None, "row": 9}
+    assert Plan.from_json(v2).writes == plan.writes
     with pytest.raises(ConfigError, match="plan format 2"):
-        Plan.from_json({**v2, "fields": ["phone", "action"]})  # not the order this version reads
+        Plan.from_json({**v2, "fields": list(SAVED_FIELDS)})
