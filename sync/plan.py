@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from itertools import compress, repeat
@@ -248,11 +249,12 @@ def make_plan(
         rows = [d.origin for d in desired if name in (d.groups or fallback)]
         return len(rows), rows[0] if rows else "?"
 
-    lists = dict.fromkeys(d.groups or fallback for d in desired)
-    group_creates = missing_groups(lists, index, used_by)
     # A million rows: new contacts (the common case) are found and built column-wise (C-level
     # maps and bulk.build, ~3x faster than a frozen dataclass's __init__ per row); the others,
     # a match or an opt-out, one by one, then put back in the sources' order.
+    wanted_groups = [g or fallback for g in map(attrgetter("groups"), desired)]
+    lists = dict.fromkeys(wanted_groups)
+    group_creates = missing_groups(lists, index, used_by)
     phones = list(map(attrgetter("phone"), desired))
     known = remote.keys() | opted_out
     matched = list(map(known.__contains__, phones))  # on the remote or opted out
@@ -266,7 +268,7 @@ def make_plan(
             repeat("create", count),
             map(phones.__getitem__, new_at),
             map(attrgetter("name"), new),
-            (d.groups or fallback for d in new),
+            map(wanted_groups.__getitem__, new_at),
             repeat("", count),
             repeat(None, count),
             repeat(None, count),
@@ -275,21 +277,25 @@ def make_plan(
             map(attrgetter("raw_phone"), new),
         ],
     )
-    del phones, new, new_at
+    del new, new_at, wanted_groups
     if count < len(desired):
-        merged: list[Entry] = []
-        created = iter(entries)
-        for d, old in zip(desired, matched, strict=True):
-            if not old:
-                merged.append(next(created))
-                continue
-            r = remote.get(d.phone)
-            tokens = d.groups or fallback
-            merged.append(
-                _desired_entry(d, tokens, r, d.phone in opted_out, index, replace_changed)
+        others = [
+            _desired_entry(
+                d,
+                d.groups or fallback,
+                remote.get(d.phone),
+                d.phone in opted_out,
+                index,
+                replace_changed,
             )
-        entries = merged
-    wanted = {d.phone for d in desired}
+            for d in compress(desired, matched)
+        ]
+        # back in the sources' order: each row takes the next entry of its kind (a bool
+        # indexes the pair), in C over the whole column
+        kinds = (iter(entries), iter(others))
+        entries = list(map(next, map(kinds.__getitem__, matched)))
+    wanted = set(phones)
+    del phones
 
     in_scope = 0
     for phone, r in remote.items():
@@ -320,9 +326,7 @@ def make_plan(
                 )
             )
 
-    counts: dict[str, int] = {}
-    for e in entries:
-        counts[e.action] = counts.get(e.action, 0) + 1
+    counts = dict(Counter(map(attrgetter("action"), entries)))
     return Plan(
         mode,
         scope_ids,
