@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import io
 import json
 import os
 import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from itertools import islice
+from itertools import chain, islice
+from operator import attrgetter, methodcaller
 from pathlib import Path
 from typing import Any, BinaryIO, Final, NamedTuple, Protocol, TextIO
 
@@ -133,22 +135,58 @@ def safe_record(r: Record) -> Record:
 
 
 def write_rejected(path: Path, issues: Sequence[RowIssue]) -> None:
-    """Invalid rows with their original columns and the reason: fix them and feed them back."""
-    originals: dict[str, None] = {}
-    for issue in issues:
-        originals.update(dict.fromkeys(issue.columns))
-    head = ["file", "sheet", "row", "reason"]
-    original_cols = [c for c in originals if c not in head]
+    """Invalid rows with their original columns and the reason: fix them and feed them back.
 
-    def write(fh: TextIO) -> None:
-        out = csv.writer(fh)
-        out.writerow([*original_cols, *head])
-        for i in issues:
-            cells = [i.columns.get(c, "") for c in original_cols]
-            meta = [i.origin.file, i.origin.sheet or "", i.origin.row, i.reason]
-            out.writerow([safe_cell(v) for v in (*cells, *meta)])
+    Made column-wise and written by polars a batch at a time, as report.csv is (the same bytes
+    as csv.writer's, every cell neutralised like `safe_cell`): at a million rows a file can hold
+    hundreds of thousands of invalid rows."""
+    head = ("file", "sheet", "row", "reason")
+    layouts = dict.fromkeys(tuple(i.columns) for i in issues)  # one per source, usually
+    original_cols = [c for c in dict.fromkeys(chain.from_iterable(layouts)) if c not in head]
+    header = io.StringIO()
+    csv.writer(header).writerow([*original_cols, *head])
+    with atomic_path(path) as tmp, tmp.open("wb") as fh:
+        fh.write(header.getvalue().encode())
+        for at in range(0, len(issues), BATCH):
+            chunk = issues[at : at + BATCH]
+            cells = list(map(attrgetter("columns"), chunk))
+            origins = list(map(attrgetter("origin"), chunk))
+            columns: list[Sequence[object]] = [
+                list(map(methodcaller("get", c, ""), cells)) for c in original_cols
+            ]
+            columns.append(list(map(attrgetter("file"), origins)))
+            columns.append([s or "" for s in map(attrgetter("sheet"), origins)])
+            columns.append(list(map(attrgetter("row"), origins)))
+            columns.append(list(map(attrgetter("reason"), chunk)))
+            row_at = len(original_cols) + 2
+            text = [j for j in range(len(columns)) if j != row_at]
+            frame = pl.DataFrame(
+                [
+                    pl.Series(f"c{j}", col, dtype=pl.Int64 if j == row_at else pl.String)
+                    for j, col in enumerate(columns)
+                ]
+            )
+            safe = _safe_columns(columns, frame, text)
+            frame = frame.with_columns(
+                pl.Series(f"c{j}", safe[j], dtype=pl.String)
+                for j in text
+                if safe[j] is not columns[j]
+            )
+            _write_csv_rows(frame, fh)
 
-    _atomic_text(path, write)
+
+def _write_csv_rows(frame: pl.DataFrame, fh: BinaryIO) -> None:
+    """The frame's rows as csv.writer writes them: CRLF, minimal quoting, empty cells bare."""
+    # polars quotes an empty string to tell it from a null; csv.writer leaves both bare
+    frame = frame.with_columns(
+        pl.when(pl.col(c) == "").then(None).otherwise(pl.col(c)).alias(c)
+        for c, dtype in frame.schema.items()
+        if dtype == pl.String
+    )
+    through_pipe(
+        lambda to: frame.write_csv(to, include_header=False, line_terminator="\r\n"),
+        fh.write,
+    )
 
 
 # The report columns as polars types: the bulk sinks hand whole batches to polars, which writes
@@ -169,12 +207,15 @@ def _frame(columns: Sequence[Sequence[object]]) -> pl.DataFrame:
     )
 
 
-def _safe_columns(columns: list[Sequence[object]], frame: pl.DataFrame) -> list[Sequence[object]]:
-    """The batch's columns with free-text cells neutralised (`safe_cell`), column-wise: polars
-    finds the cells that start like a formula and are not a plain number (its `\\s` is narrower
-    than Python's, so it may pass a few too many, never too few), and `safe_cell` settles those."""
+def _safe_columns(
+    columns: list[Sequence[object]], frame: pl.DataFrame, text: Iterable[int] = _FREE_TEXT
+) -> list[Sequence[object]]:
+    """The columns with the cells of the `text` columns neutralised (`safe_cell`), column-wise:
+    polars finds the cells that start like a formula and are not a plain number (its `\\s` is
+    narrower than Python's, so it may pass a few too many, never too few), and `safe_cell`
+    settles those. A column with nothing to change is returned as the same object."""
     out = list(columns)
-    for j in _FREE_TEXT:
+    for j in text:
         col = frame.to_series(j)
         suspect = col.str.contains(_SUSPECT)
         if not suspect.any():  # the usual column: nothing starts like a formula
@@ -249,17 +290,7 @@ class _CsvSink:
         self._fh.write(",".join(COLUMNS).encode() + b"\r\n")
 
     def add(self, batch: RecordBatch) -> None:
-        frame = batch.safe()
-        # polars quotes an empty string to tell it from a null; csv.writer leaves both bare
-        frame = frame.with_columns(
-            pl.when(pl.col(c) == "").then(None).otherwise(pl.col(c)).alias(c)
-            for c in COLUMNS
-            if c not in _INT_COLUMNS
-        )
-        through_pipe(
-            lambda to: frame.write_csv(to, include_header=False, line_terminator="\r\n"),
-            self._fh.write,
-        )
+        _write_csv_rows(batch.safe(), self._fh)
 
     def close(self, summary: Mapping[str, Any], rows: Sequence[tuple[str, object]]) -> None:
         self._fh.close()

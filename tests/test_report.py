@@ -249,6 +249,48 @@ def test_rejected_keeps_original_columns(tmp_path: Path) -> None:
     assert rows[1]["Mobile"] == "abc" and rows[1]["sheet"] == "Sheet1" and rows[1]["row"] == "7"
 
 
+def _rejected_as_csv_writer_writes_it(issues: list[RowIssue]) -> bytes:
+    """rejected.csv as the row-by-row csv.writer version wrote it (the reference)."""
+    head = ["file", "sheet", "row", "reason"]
+    originals: dict[str, None] = {}
+    for issue in issues:
+        originals.update(dict.fromkeys(issue.columns))
+    cols = [c for c in originals if c not in head]
+    out = io.StringIO(newline="")
+    writer = csv.writer(out)
+    writer.writerow([*cols, *head])
+    for i in issues:
+        cells = [i.columns.get(c, "") for c in cols]
+        meta = [i.origin.file, i.origin.sheet or "", i.origin.row, i.reason]
+        writer.writerow([safe_cell(v) for v in (*cells, *meta)])
+    return out.getvalue().encode("utf-8")
+
+
+@pytest.mark.usefixtures("pipe_mode")
+def test_rejected_is_what_csv_writer_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Hostile cells, two files with different columns (one named like a meta column), rows
+    that lack a column, several batches: the bytes are csv.writer's, neutralised cell by cell."""
+    monkeypatch.setattr(report, "BATCH", 7)
+    issues = []
+    for i, text in enumerate(HOSTILE * 2):
+        if i % 3:
+            origin, cells = Origin(text or "a.csv", None, i + 2), {"Name": text, "Phone": text}
+        else:
+            origin = Origin("b.xlsx", text or "Sheet1", i)
+            cells = {"Mobile": text, "file": "hidden", "Notes, etc": text, "=Formula": text}
+        if i % 5 == 0:
+            cells.pop(next(iter(cells)))
+        issues.append(
+            RowIssue(origin, "invalid", text or "missing phone", text, text, columns=cells)
+        )
+    write_rejected(tmp_path / "rejected.csv", issues)
+    assert (tmp_path / "rejected.csv").read_bytes() == _rejected_as_csv_writer_writes_it(issues)
+    write_rejected(tmp_path / "none.csv", [])
+    assert (tmp_path / "none.csv").read_bytes() == _rejected_as_csv_writer_writes_it([])
+
+
 def test_files_are_owner_only_and_atomic(tmp_path: Path) -> None:
     path = write_atomic(tmp_path / "sub" / "plan.json", "{}")
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
