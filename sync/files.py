@@ -1,7 +1,8 @@
 """Atomic, owner-only file writes: a reader sees the old file or the whole new one, never half.
 
 Reports and plans hold personal data (names, phones), so they are created mode 0600 in
-directories created 0700.
+directories created 0700. `through_pipe` lets a native writer (polars) stream into a file we
+hold open.
 """
 
 from __future__ import annotations
@@ -15,8 +16,25 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-# where a pipe's write end can be opened by path (Linux, macOS); elsewhere `through_pipe` buffers
-PIPE_PATHS = Path("/dev/fd").is_dir()
+
+def _pipe_paths() -> bool:
+    """Whether a pipe's write end can be opened by path as a native writer opens a file to
+    write it (create, truncate): yes on Linux and macOS; elsewhere `through_pipe` buffers."""
+    if not Path("/dev/fd").is_dir():
+        return False
+    read_end, write_end = os.pipe()
+    try:
+        fd = os.open(f"/dev/fd/{write_end}", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.close(fd)
+    except OSError:
+        return False
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+    return True
+
+
+PIPE_PATHS = _pipe_paths()
 _CHUNK = 1 << 20
 
 
@@ -63,7 +81,8 @@ def through_pipe(write: Callable[[str | IO[bytes]], Any], sink: Callable[[bytes]
     rows: 3x slower for NDJSON, 2x for CSV). The path here is the write end of a pipe
     (/dev/fd/N); a thread drains the read end into `sink`. A failure on either side is raised
     here: the sink's first (the writer then fails on the closed pipe), else the writer's.
-    Without /dev/fd, the output is collected in memory and handed over once."""
+    Where a pipe cannot be opened by path (`PIPE_PATHS`), the output is collected in memory and
+    handed over once."""
     if not PIPE_PATHS:
         buf = io.BytesIO()
         write(buf)

@@ -98,3 +98,25 @@ def test_a_failing_writer_is_raised_after_what_it_wrote() -> None:
     assert b"".join(got) == b"half a batch"
     assert not _drains()
     assert _open_descriptors() == before
+
+
+def test_without_pipe_paths_the_output_is_buffered(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A system where a pipe cannot be opened by path (the probe fails) buffers instead."""
+
+    def refuse(*args: object) -> int:
+        raise OSError(6, "No such device or address")
+
+    with monkeypatch.context() as m:
+        m.setattr(files.os, "open", refuse)
+        assert files._pipe_paths() is False
+    monkeypatch.setattr(files, "PIPE_PATHS", False)
+    targets: list[object] = []
+
+    def write(target: str | IO[bytes]) -> None:
+        targets.append(target)
+        assert not isinstance(target, str)
+        target.write(b"all at once")
+
+    got: list[bytes] = []
+    through_pipe(write, got.append)
+    assert got == [b"all at once"] and len(targets) == 1
