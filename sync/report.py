@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from itertools import chain, islice
 from operator import attrgetter, methodcaller
 from pathlib import Path
-from typing import Any, BinaryIO, Final, NamedTuple, Protocol, TextIO
+from typing import Any, BinaryIO, Final, NamedTuple, Protocol
 
 import polars as pl
 
@@ -103,11 +103,6 @@ def issue_record(issue: RowIssue) -> Record:
         remote_id=None,
         attempts=0,
     )
-
-
-def _atomic_text(path: Path, write: Callable[[TextIO], None], *, newline: str = "") -> None:
-    with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8", newline=newline) as fh:
-        write(fh)
 
 
 def safe_record(r: Record) -> Record:
