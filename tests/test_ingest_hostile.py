@@ -193,3 +193,27 @@ def test_unreadable_file(tmp_path: Path) -> None:
         pytest.skip("running as root")
     with pytest.raises(InputError, match="permission denied"):
         run(locked)
+
+
+@pytest.mark.parametrize(
+    ("name", "opener"), [("locked.csv", "_csv_table"), ("locked.xlsx", "_book_tables")]
+)
+def test_unreadable_file_as_any_user(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, opener: str
+) -> None:
+    """The same refusal where chmod cannot make a file unreadable (root, as in CI): the open
+    fails with EACCES, as it does for any other user."""
+    from sync import read
+
+    locked = tmp_path / name
+    locked.write_bytes(b"Name,Phone\n")
+
+    def denied(*args: object, **kwargs: object) -> object:
+        raise PermissionError(13, "Permission denied", str(locked))
+
+    monkeypatch.setattr(read, opener, denied)
+    with pytest.raises(
+        InputError, match=r"locked\.\w+: cannot be read \(permission denied\)"
+    ) as info:
+        run(locked)
+    assert info.value.exit_code == 2
