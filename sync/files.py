@@ -80,7 +80,9 @@ def through_pipe(write: Callable[[str | IO[bytes]], Any], sink: Callable[[bytes]
     Python file object, it calls back into Python for every small block (at a million report
     rows: 3x slower for NDJSON, 2x for CSV). The path here is the write end of a pipe
     (/dev/fd/N); a thread drains the read end into `sink`. A failure on either side is raised
-    here: the sink's first (the writer then fails on the closed pipe), else the writer's.
+    here, the sink's first: after a sink failure the rest is read and dropped, so the writer
+    ends as usual (a writer meeting a closed pipe could be killed by SIGPIPE where a host
+    program restored its default action).
     Where a pipe cannot be opened by path (`PIPE_PATHS`), the output is collected in memory and
     handed over once."""
     if not PIPE_PATHS:
@@ -95,8 +97,13 @@ def through_pipe(write: Callable[[str | IO[bytes]], Any], sink: Callable[[bytes]
         try:
             with open(read_end, "rb", buffering=0) as src:  # noqa: PTH123 - a descriptor
                 while chunk := src.read(_CHUNK):
-                    sink(chunk)
-        except BaseException as exc:  # handed to the caller below
+                    if failed:
+                        continue  # read to the end: a closed pipe could kill with SIGPIPE
+                    try:
+                        sink(chunk)
+                    except BaseException as exc:  # handed to the caller below
+                        failed.append(exc)
+        except BaseException as exc:
             failed.append(exc)
 
     thread = threading.Thread(target=drain, name="pipe-drain", daemon=True)

@@ -3,6 +3,9 @@ either side is raised to the caller without leaving a thread or a descriptor beh
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
 import threading
 from pathlib import Path
 from typing import IO, Any
@@ -67,7 +70,7 @@ def test_polars_writes_the_same_bytes_as_into_memory() -> None:
 
 
 @needs_pipes
-def test_a_failing_sink_is_raised_and_the_writer_stops() -> None:
+def test_a_failing_sink_is_raised_once_the_writer_has_ended() -> None:
     before = _open_descriptors()
     seen: list[int] = []
 
@@ -76,10 +79,41 @@ def test_a_failing_sink_is_raised_and_the_writer_stops() -> None:
         raise OSError(28, "No space left on device")
 
     with pytest.raises(OSError, match="No space left"):
-        through_pipe(_writer(_payload(20_000_000)), sink)
-    assert len(seen) == 1  # the writer was stopped by the closed pipe, not drained to the end
+        through_pipe(_writer(_payload(5_000_000)), sink)
+    assert len(seen) == 1  # not called again: the rest was read and dropped
     assert not _drains()
     assert _open_descriptors() == before
+
+
+@needs_pipes
+def test_a_failing_sink_never_kills_with_sigpipe() -> None:
+    """A host program may restore SIGPIPE's default action (many CLIs do, for `| head`): the
+    writer must never meet a closed pipe, or the whole process dies without a message."""
+    code = textwrap.dedent(
+        """
+        import signal
+        from sync.files import through_pipe
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+
+        def write(path):
+            with open(path, "wb") as fh:
+                for _ in range(64):
+                    fh.write(b"x" * 65536)
+
+        def sink(chunk):
+            raise OSError(28, "No space left on device")
+
+        try:
+            through_pipe(write, sink)
+        except OSError as exc:
+            print("raised:", exc.strerror)
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, (done.returncode, done.stderr[-2000:])
+    assert done.stdout.strip() == "raised: No space left on device"
 
 
 @needs_pipes
