@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import marshal
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -295,6 +296,7 @@ class WorkbookProcess:
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
+                bufsize=0,  # nothing left in a buffer for a later close() to write (SIGPIPE)
             )
         except OSError:
             return None
@@ -328,6 +330,10 @@ class WorkbookProcess:
         """The thread: frames into the pipe, in order, until None. After a failed write it
         only empties the queue (the caller sees `_failed` at its next send)."""
         assert self._proc.stdin is not None
+        if hasattr(signal, "pthread_sigmask"):
+            # a helper that died makes the next write fail with EPIPE, here, whatever SIGPIPE's
+            # action in the host program (its default would kill the whole process unannounced)
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGPIPE})
         while True:
             with self._ready:
                 while not self._frames:
@@ -337,7 +343,12 @@ class WorkbookProcess:
                 return
             if self._failed is None:
                 try:
-                    self._proc.stdin.write(frame)
+                    view = memoryview(frame)
+                    while view:  # an unbuffered write may take part of it
+                        sent = self._proc.stdin.write(view)
+                        if sent is None:  # only a non-blocking pipe says "try again"
+                            raise BlockingIOError("the report.xlsx pipe would block")
+                        view = view[sent:]
                 except BaseException as exc:  # any failure: handed to the caller at its next send
                     self._failed = exc
             with self._ready:

@@ -6,6 +6,9 @@ import csv
 import io
 import json
 import stat
+import subprocess
+import sys
+import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -404,6 +407,39 @@ def test_a_helper_that_dies_fails_the_report_with_a_message(tmp_path: Path) -> N
         for _ in range(200):  # until the pipe notices
             book.add_sheet("More").extend_columns([["x" * 1000] * 100])
         book.save(tmp_path / "never.xlsx")
+    assert not (tmp_path / "never.xlsx").exists()
+
+
+def test_a_helper_that_dies_never_kills_this_process_with_sigpipe(tmp_path: Path) -> None:
+    """Where the host program restored SIGPIPE's default action, writing to a dead helper must
+    still end in the error above, not in the whole process killed without a word."""
+    code = textwrap.dedent(
+        """
+        import signal, sys
+        from pathlib import Path
+        from sync import xlsx
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+        book = xlsx.WorkbookProcess.start()
+        book.add_sheet("Invalid").append(("a", "b"), bold=True)
+        book._proc.kill()
+        book._proc.wait()
+        try:
+            for _ in range(200):
+                book.add_sheet("More").extend_columns([["x" * 1000] * 100])
+            book.save(Path(sys.argv[1]))
+        except OSError as exc:
+            print("raised:", exc)
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "never.xlsx")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, (done.returncode, done.stderr[-2000:])
+    assert done.stdout.startswith("raised: the report.xlsx writer")
     assert not (tmp_path / "never.xlsx").exists()
 
 
