@@ -62,6 +62,31 @@ def redact_processor(
     return event_dict
 
 
+class LogStream:
+    """The stream logs are printed to; once writing to it fails (its reader has gone: EPIPE; a
+    terminal that closed: EIO), logging goes quiet instead of raising into the run. A sync must
+    not stop half-way because a log collector died: its reports are the record of what it did."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self.lost: OSError | None = None
+
+    def write(self, text: str) -> int:
+        if self.lost is None:
+            try:
+                return self._stream.write(text)
+            except OSError as exc:
+                self.lost = exc
+        return len(text)
+
+    def flush(self) -> None:
+        if self.lost is None:
+            try:
+                self._stream.flush()
+            except OSError as exc:
+                self.lost = exc
+
+
 def configure(fmt: str = "auto", verbosity: int = 0, stream: TextIO | None = None) -> None:
     """Configure structlog: `fmt` is console, json or auto (console on a terminal, else JSON lines).
 
@@ -85,7 +110,8 @@ def configure(fmt: str = "auto", verbosity: int = 0, stream: TextIO | None = Non
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(file=stream),
+        # a file in all but name: print() needs only write() and flush()
+        logger_factory=structlog.PrintLoggerFactory(file=LogStream(stream)),  # type: ignore[arg-type]
         cache_logger_on_first_use=False,
     )
 

@@ -6,7 +6,10 @@ Each outcome, each guard, each exit code, the saved-plan path and idempotency.
 from __future__ import annotations
 
 import json
+import os
 import stat
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -425,3 +428,66 @@ def test_library_api_returns_a_result(remote: Remote, monkeypatch: pytest.Monkey
     assert result.exit_code == 0 and result.summary["created"] == 1
     assert Path(result.files["report.json"]).exists()
     assert json.loads(json.dumps(result.asdict()))["summary"]["verified"] is True
+
+
+@pytest.mark.parametrize("closed", ["stdout", "stderr", "both"])
+def test_a_reader_that_goes_away_changes_nothing(remote: Remote, closed: str) -> None:
+    """`contact-sync apply ... | head`, or logs piped to a collector that died: the sync goes on
+    to the end, writes every contact and every report, and exits with its own code."""
+    src = remote.csv(
+        "in.csv",
+        "Name,Phone\n" + "".join(f"Person {i:03d},0300{1000000 + i}\n" for i in range(40)),
+    )
+    merged = {**os.environ, **remote.env()}
+    gone = subprocess.Popen(["true"], stdin=subprocess.PIPE)  # a reader that is already gone
+    gone.wait()
+    assert gone.stdin is not None
+    streams = {
+        "stdout": gone.stdin if closed in ("stdout", "both") else subprocess.DEVNULL,
+        "stderr": gone.stdin if closed in ("stderr", "both") else subprocess.DEVNULL,
+    }
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sync",
+            "apply",
+            str(src),
+            "--region",
+            "PK",
+            "-v",
+            "--log-format",
+            "json",
+            "--report-dir",
+            str(remote.tmp / "out"),
+        ],
+        env={k: v for k, v in merged.items() if v is not None},
+        timeout=120,
+        check=False,
+        **streams,
+    )
+    gone.stdin.close()
+    assert done.returncode == 0
+    assert len(remote.phones()) == 40
+    summary = report(remote.tmp / "out")["summary"]
+    assert summary["created"] == 40 and summary["verified"] is True
+    assert (remote.tmp / "out" / "summary.md").exists()
+
+
+def test_an_error_keeps_its_exit_code_when_stderr_has_gone(remote: Remote) -> None:
+    """The error message cannot be read, but cron and CI still get the documented code."""
+    src = remote.csv("in.csv", "Name,Phone\nAli Khan,03001234567\n")
+    gone = subprocess.Popen(["true"], stdin=subprocess.PIPE)
+    gone.wait()
+    env = {k: v for k, v in {**os.environ, **remote.env(WASMS_SECRET=None)}.items() if v}
+    done = subprocess.run(
+        [sys.executable, "-m", "sync", "plan", str(src), "--region", "PK"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=gone.stdin,
+        timeout=60,
+        check=False,
+    )
+    assert gone.stdin is not None
+    gone.stdin.close()
+    assert done.returncode == 2  # no secret: a configuration error

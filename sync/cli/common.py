@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import sys
 import traceback
@@ -18,12 +19,14 @@ R = TypeVar("R")
 
 
 def fail(exc: SyncError) -> None:
-    """Print a library error as `error: message` (+ hint) on stderr and exit with its code."""
-    click.secho(f"error: {redact(exc.message)}", fg="red", err=True)
-    if exc.hint:
-        click.echo(f"  hint: {redact(exc.hint)}", err=True)
-    if exc.report_dir:
-        click.echo(f"  report: {exc.report_dir}", err=True)
+    """Print a library error as `error: message` (+ hint) on stderr and exit with its code,
+    which stands even when nobody reads stderr any more."""
+    with contextlib.suppress(OSError):
+        click.secho(f"error: {redact(exc.message)}", fg="red", err=True)
+        if exc.hint:
+            click.echo(f"  hint: {redact(exc.hint)}", err=True)
+        if exc.report_dir:
+            click.echo(f"  report: {exc.report_dir}", err=True)
     sys.exit(exc.exit_code)
 
 
@@ -39,22 +42,26 @@ def handle_errors(verbose_flag: str = "verbose") -> Callable[[Callable[P, R]], C
             except SyncError as exc:
                 fail(exc)
             except KeyboardInterrupt:
-                click.echo("interrupted", err=True)
+                with contextlib.suppress(OSError):
+                    click.echo("interrupted", err=True)
                 sys.exit(130)
             except (click.exceptions.Exit, click.ClickException, SystemExit):
                 raise
             except Exception as exc:
                 verbosity = kwargs.get(verbose_flag, 0)
-                if isinstance(verbosity, int) and verbosity >= 2:
-                    click.echo(redact(traceback.format_exc()), err=True)
-                click.secho(
-                    f"internal error: {type(exc).__name__}: {redact(str(exc))}", fg="red", err=True
-                )
-                click.echo(
-                    "  hint: this is a bug in contact-sync; run again with -vv for the "
-                    "traceback and report it",
-                    err=True,
-                )
+                with contextlib.suppress(OSError):
+                    if isinstance(verbosity, int) and verbosity >= 2:
+                        click.echo(redact(traceback.format_exc()), err=True)
+                    click.secho(
+                        f"internal error: {type(exc).__name__}: {redact(str(exc))}",
+                        fg="red",
+                        err=True,
+                    )
+                    click.echo(
+                        "  hint: this is a bug in contact-sync; run again with -vv for the "
+                        "traceback and report it",
+                        err=True,
+                    )
                 sys.exit(EXIT_FAILED)
             raise AssertionError("unreachable")  # pragma: no cover
 

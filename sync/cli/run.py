@@ -8,6 +8,7 @@ Exit codes: 0 done and verified; 1 finished with failures or a verification mism
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -149,8 +150,21 @@ def _configure_logs(kw: dict[str, Any]) -> None:
     logs.configure(kw["log_format"] or "auto", -1 if kw["quiet"] else kw["verbose"])
 
 
+class _Stdout(Console):
+    """Rich's console, except when stdout's reader has gone (`contact-sync apply ... | head`):
+    rich would exit 1, but the run is over and its reports are written, so its own exit code
+    stands. What is left to print goes nowhere, and stdout points at /dev/null so that
+    Python's flush at exit does not fail either."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+
 def _show(result: engine.RunResult, quiet: bool) -> None:
-    console = Console(highlight=False)
+    console = _Stdout(highlight=False)
     if not quiet:
         table = Table(title=f"contact-sync {result.command}", show_header=False)
         table.add_column("what")
