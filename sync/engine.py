@@ -15,6 +15,7 @@ import dataclasses
 import gc
 import hashlib
 import json
+import os
 import platform
 import time
 import uuid
@@ -37,6 +38,7 @@ from sync.errors import (
     EXIT_FAILED,
     EXIT_OK,
     ConfigError,
+    OutputError,
     PermissionDenied,
     StalePlanError,
     SyncError,
@@ -186,6 +188,7 @@ def _stages(
 ) -> RunResult:
     try:
         log.info("run.start", command=command, mode=settings.mode, version=__version__)
+        _check_report_dir(run.report_dir)
         saved = _load_saved_plan(settings) if settings.plan_path else None
         if saved is None:
             t0 = time.monotonic()
@@ -212,9 +215,10 @@ def _stages(
                 asyncio.run(_remote_stages(run, saved, transport, progress))
         return _finish(run)
     except SyncError as exc:
-        if run.plan is not None and exc.report_dir is None:
+        if run.plan is not None and exc.report_dir is None and not isinstance(exc, OutputError):
             run.refused = str(exc)
-            exc.report_dir = str(_write_reports(run)[0])
+            with contextlib.suppress(OutputError):  # the refusal is the error to report
+                exc.report_dir = str(_write_reports(run)[0])
         log.error("run.failed", error=str(exc), exit_code=exc.exit_code)
         raise
     finally:
@@ -599,7 +603,33 @@ def summary_rows(summary: dict[str, Any]) -> list[tuple[str, object]]:
     return [(label, summary[k]) for k, label in _SUMMARY_LABELS if summary.get(k) is not None]
 
 
+def _check_report_dir(where: Path) -> None:
+    """Refuse a report directory that cannot be written before any work (nothing created): an
+    apply must not write contacts it then cannot account for. A full disk shows only later."""
+    existing = where.absolute()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        why = "not a directory" if not existing.is_dir() else "not writable"
+        raise ConfigError(
+            f"--report-dir {where}: {existing} is {why}",
+            hint="choose a directory this user can write to (--report-dir DIR)",
+        )
+
+
 def _write_reports(run: _Run) -> tuple[Path, dict[str, Any]]:
+    try:
+        return _write_report_files(run)
+    except OSError as exc:
+        done = "the contacts were written, " if run.applied and run.applied.outcomes else ""
+        raise OutputError(
+            f"cannot write the report in {run.report_dir}: {exc.strerror or exc}",
+            hint=f"{done}free space there or choose another --report-dir; files this run "
+            "finished before the failure may be there, the others are not",
+        ) from None
+
+
+def _write_report_files(run: _Run) -> tuple[Path, dict[str, Any]]:
     out = private_dir(run.report_dir)
     if run.plan is not None and run.command == "plan":
         t0 = time.monotonic()

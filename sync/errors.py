@@ -1,6 +1,7 @@
 """The exception tree. Each class carries the process exit code and whether a retry can help.
 
     SyncError                      exit 1   something failed after work began
+    ├── OutputError                exit 1   a report or plan file could not be written
     ├── InputError                 exit 2   usage, configuration or input error; nothing was sent
     │   └── ConfigError            exit 2   a bad option, mapping file or environment variable
     ├── SafetyError                exit 3   a guard refused the run; nothing was sent
@@ -43,6 +44,10 @@ class SyncError(Exception):
 
     def __str__(self) -> str:
         return f"{self.message}\n  hint: {self.hint}" if self.hint else self.message
+
+
+class OutputError(SyncError):
+    """A report or plan file could not be written (disk full, a directory gone read-only)."""
 
 
 class InputError(SyncError):

@@ -491,3 +491,43 @@ def test_an_error_keeps_its_exit_code_when_stderr_has_gone(remote: Remote) -> No
     assert gone.stdin is not None
     gone.stdin.close()
     assert done.returncode == 2  # no secret: a configuration error
+
+
+def test_an_unwritable_report_dir_is_refused_before_any_write(
+    remote: Remote, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = remote.csv("c.csv", "Name,Phone\nAyesha Siddiqui,0301-2345678\n")
+    (remote.tmp / "a-file").write_text("x")
+    res = remote.run("apply", str(src), "--region", "PK", "--report-dir", "a-file/out")
+    assert res.exit_code == 2, res.stderr
+    assert f"{remote.tmp / 'a-file'} is not a directory" in res.stderr
+    # not writable (chmod cannot show it to root, so the check is told so)
+    real = os.access
+    monkeypatch.setattr(
+        engine.os, "access", lambda path, mode: Path(path) != remote.tmp and real(path, mode)
+    )
+    res = remote.run("apply", str(src), "--region", "PK", "--report-dir", "ro/out")
+    assert res.exit_code == 2, res.stderr
+    assert "is not writable" in res.stderr and "--report-dir DIR" in res.stderr
+    assert remote.store.stats.writes() == 0
+    assert not (remote.tmp / "ro").exists()  # nothing created on the way
+
+
+def test_a_full_disk_is_an_error_that_says_so(
+    remote: Remote, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = remote.csv("c.csv", "Name,Phone\nAyesha Siddiqui,0301-2345678\n")
+
+    def full(*args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(engine, "write_records", full)
+    res = remote.run("apply", str(src), "--region", "PK", "--report-dir", "out")
+    assert res.exit_code == 1, res.stderr
+    assert "cannot write the report in out: No space left on device" in res.stderr
+    assert "the contacts were written" in res.stderr
+    assert "internal error" not in res.stderr and "Traceback" not in res.stderr
+    assert "+923012345678" in remote.phones()
+    res = remote.run("plan", str(src), "--region", "PK", "--report-dir", "out2")
+    assert res.exit_code == 1 and "cannot write the report in out2" in res.stderr
+    assert "contacts were written" not in res.stderr

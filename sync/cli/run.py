@@ -1,9 +1,10 @@
 """`contact-sync plan` and `contact-sync apply`: options → Settings → the library → a summary.
 
 This contract is relied on by scripts and cron jobs: keep option names and exit codes stable.
-Exit codes: 0 done and verified; 1 finished with failures or a verification mismatch;
-2 usage, configuration or input error (nothing sent); 3 a safety guard refused (nothing sent);
-4 the remote refused access or could not be reached before any write.
+Exit codes: 0 done and verified; 1 finished with failures, a verification mismatch or a report
+that could not be written; 2 usage, configuration or input error (nothing sent); 3 a safety
+guard refused (nothing sent); 4 the remote refused access or could not be reached before any
+write.
 """
 
 from __future__ import annotations
