@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from sync.errors import LockedError
+from sync.errors import ConfigError, LockedError
 from sync.files import private_dir
 
 
@@ -47,9 +47,17 @@ def _read_holder(fh: IO[str]) -> dict[str, object] | None:
 
 @contextlib.contextmanager
 def account_lock(path: Path, *, run_id: str) -> Iterator[LockInfo]:
-    """Hold the account's lock for the duration of the block, or raise LockedError at once."""
-    private_dir(path.parent)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    """Hold the account's lock for the duration of the block, or raise LockedError at once
+    (ConfigError when the lock file cannot be made: the run must not go on unlocked)."""
+    try:
+        private_dir(path.parent)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot create the lock file {path}: {exc.strerror or exc}",
+            hint="set CONTACT_SYNC_HOME to a directory this user can write to (it holds the "
+            "lock and the caches)",
+        ) from None
     with os.fdopen(fd, "r+", encoding="utf-8") as fh:
         try:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)

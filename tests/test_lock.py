@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from sync.errors import LockedError
+from sync.errors import ConfigError, LockedError
 from sync.lock import account_lock, lock_path
 
 
@@ -51,3 +51,15 @@ def test_lock_of_a_killed_process_is_stale(tmp_path: Path) -> None:
             proc.stdout.close()
     with account_lock(path, run_id="next") as info:
         assert info.stale_holder is not None and info.stale_holder["pid"] == proc.pid
+
+
+def test_a_lock_that_cannot_be_made_refuses_the_run(tmp_path: Path) -> None:
+    (tmp_path / "home").write_text("a file where the home directory should be")
+    path = lock_path(tmp_path / "home", "https://sys.wasms.net/api/", "s3cret")
+    with (
+        pytest.raises(ConfigError, match="cannot create the lock file") as info,
+        account_lock(path, run_id="r1"),
+    ):
+        pytest.fail("ran without the lock")
+    assert info.value.exit_code == 2
+    assert "CONTACT_SYNC_HOME" in str(info.value.hint)
