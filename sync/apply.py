@@ -68,6 +68,15 @@ class ApplyResult:
         return sum(1 for o in self.outcomes if o.status in statuses)
 
 
+@dataclass(slots=True)
+class Stop:
+    """A request to stop (the engine sets it on SIGINT or SIGTERM): writes not yet sent are not
+    attempted, the ones in flight finish, and apply returns as usual."""
+
+    reason: str | None = None
+    signal: int | None = None
+
+
 def _describe(exc: BaseException) -> str:
     text = str(exc) if isinstance(exc, SyncError) else f"{type(exc).__name__}: {exc}"
     return redact(text)
@@ -80,9 +89,15 @@ def _attempts_of(exc: BaseException) -> int:
 
 class _Runner:
     def __init__(
-        self, client: Writer, total: int, progress: Progress | None, concurrency: int
+        self,
+        client: Writer,
+        total: int,
+        progress: Progress | None,
+        concurrency: int,
+        stop: Stop | None = None,
     ) -> None:
         self.client = client
+        self.stop = stop or Stop()
         # Bounded here too (not only in the client) so that a create decides whether to go
         # ahead only when it is about to be sent: a quota error then stops every later one.
         self.slots = asyncio.Semaphore(concurrency)
@@ -106,8 +121,18 @@ class _Runner:
         async with self.slots:
             await self._delete(out)
 
+    def _stopped(self, out: Outcome) -> bool:
+        """Mark `out` not attempted when a stop was asked for (before anything is sent)."""
+        if self.stop.reason is None:
+            return False
+        out.reason = f"not attempted: {self.stop.reason}"
+        self._tick()
+        return True
+
     async def _delete(self, out: Outcome) -> None:
         assert out.entry.remote_id is not None
+        if self._stopped(out):
+            return
         try:
             res = await self.client.delete_contact(out.entry.remote_id)
             out.status, out.attempts = "done", res.attempts
@@ -121,8 +146,9 @@ class _Runner:
             await self._create(out, after_delete=after_delete)
 
     async def _create(self, out: Outcome, *, after_delete: bool) -> None:
-        if self.quota_reached:
-            out.reason = "not attempted: the account's contact quota is full"
+        if self.quota_reached or self.stop.reason is not None:
+            why = self.stop.reason or "the account's contact quota is full"
+            out.reason = f"not attempted: {why}"
             if after_delete:
                 out.status = "failed"
                 out.reason = "the old contact was deleted, but " + out.reason
@@ -151,6 +177,8 @@ class _Runner:
 
     async def replace(self, out: Outcome) -> None:
         assert out.entry.remote_id is not None
+        if self._stopped(out):
+            return
         try:
             async with self.slots:
                 res = await self.client.delete_contact(out.entry.remote_id)
@@ -186,16 +214,22 @@ async def _ensure_groups(client: Writer, plan: Plan, result: ApplyResult) -> Gro
 
 
 async def apply_plan(
-    plan: Plan, client: Writer, *, progress: Progress | None = None, concurrency: int = 16
+    plan: Plan,
+    client: Writer,
+    *,
+    progress: Progress | None = None,
+    concurrency: int = 16,
+    stop: Stop | None = None,
 ) -> ApplyResult:
-    """Execute every write of the plan; never raises for a single failed write."""
+    """Execute every write of the plan; never raises for a single failed write. Once `stop` is
+    set, the writes not yet sent are not attempted."""
     started = time.monotonic()
     writes = plan.writes
     result = ApplyResult([Outcome(e) for e in writes])
     index = await _ensure_groups(client, plan, result) if plan.group_creates else None
     if index is None:
         index = GroupIndex.build(await client.list_groups()) if writes else GroupIndex.build([])
-    runner = _Runner(client, len(writes), progress, concurrency)
+    runner = _Runner(client, len(writes), progress, concurrency, stop)
 
     by_action: dict[str, list[Outcome]] = {"delete": [], "replace": [], "create": []}
     for out in result.outcomes:

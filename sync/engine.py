@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import platform
+import signal
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -33,7 +34,7 @@ import phonenumbers
 import structlog
 
 from sync import __version__
-from sync.apply import ApplyResult, Outcome, apply_plan
+from sync.apply import ApplyResult, Outcome, Stop, apply_plan
 from sync.errors import (
     EXIT_FAILED,
     EXIT_OK,
@@ -108,6 +109,7 @@ class _Run:
     applied: ApplyResult | None = None
     verified: VerifyResult | None = None
     refused: str | None = None
+    stopped: Stop | None = None  # a signal asked the writes to stop
     region: str | None = None  # the mapping's default region, to read non-E.164 remote phones
     valid: int = 0  # valid contacts from the sources (kept once the ingest copies are dropped)
     probe_requests: dict[str, int] = field(default_factory=dict)  # permission checks sent
@@ -337,9 +339,20 @@ async def _with_client(
     }
     _write_plan(run)  # the exact plan being executed sits beside its report
     t0 = time.monotonic()
-    run.applied = await apply_plan(run.plan, client, progress=progress, concurrency=s.concurrency)
+    stop = Stop()
+    with _stop_on_signals(stop):
+        run.applied = await apply_plan(
+            run.plan, client, progress=progress, concurrency=s.concurrency, stop=stop
+        )
     run.timed("apply", t0)
     t0 = time.monotonic()
+    if stop.reason is not None:
+        # asked to stop: report what was done now rather than list the whole remote again
+        run.stopped = stop
+        run.verified = VerifyResult(ok=False, checked=0, skipped=f"{stop.reason}: not verified")
+        log.warning("verify.skipped", reason=run.verified.skipped)
+        run.timed("verify", t0)
+        return
     if not run.applied.outcomes and not run.applied.groups_created:
         # nothing was sent, so nothing can differ from the listing this plan was made against:
         # a nightly run over unchanged data does not list a million contacts a second time
@@ -357,6 +370,36 @@ async def _with_client(
     else:
         run.verified = verify(run.applied, listing)
     run.timed("verify", t0)
+
+
+@contextlib.contextmanager
+def _stop_on_signals(stop: Stop) -> Iterator[None]:
+    """While the writes run, SIGINT or SIGTERM (Ctrl-C, a cron or systemd timeout) asks them to
+    stop: writes in flight finish, the rest are not attempted, and the run writes its report.
+    A second signal acts as usual (stops at once). Only where signals can be handled (the main
+    thread); a library caller elsewhere keeps its own handling."""
+    loop = asyncio.get_running_loop()
+    installed: list[signal.Signals] = []
+
+    def asked(signum: int) -> None:
+        name = signal.Signals(signum).name
+        stop.reason, stop.signal = f"the run was stopped ({name})", signum
+        log.warning("apply.stopping", signal=name)
+        for sig in installed:
+            loop.remove_signal_handler(sig)  # the next one acts as it would without us
+        installed.clear()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, asked, sig)
+        except (ValueError, RuntimeError, NotImplementedError):
+            continue
+        installed.append(sig)
+    try:
+        yield
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
 
 
 async def _list_remote(
@@ -567,6 +610,8 @@ def _summary(run: _Run) -> dict[str, Any]:
         s["verify_skipped"] = run.verified.skipped
     if run.refused:
         s["refused"] = run.refused
+    if run.stopped:
+        s["stopped"] = run.stopped.reason
     s["timings"] = {**run.timings, "total": round(time.monotonic() - run.started, 3)}
     s["versions"] = {
         "contact_sync": __version__,
@@ -596,6 +641,7 @@ _SUMMARY_LABELS = [
     ("not_attempted", "not attempted"),
     ("verified", "verified"),
     ("verify_skipped", "verification skipped"),
+    ("stopped", "stopped"),
 ]
 
 
@@ -657,6 +703,8 @@ def _finish(run: _Run) -> RunResult:
     out, summary = _write_reports(run)
     ok = run.command == "plan" or (run.verified is not None and run.verified.ok)
     code = EXIT_OK if ok else EXIT_FAILED
+    if run.stopped is not None and run.stopped.signal is not None:
+        code = 128 + run.stopped.signal  # as a shell reports a process ended by that signal
     files = {
         name: out / name
         for name in (

@@ -210,3 +210,40 @@ def test_unreachable_remote_exits_4_saying_what_it_tried(remote: Remote) -> None
     assert "127.0.0.1:9" in text and SECRET not in text
     assert "gave up after 2 attempts" in text and "WASMS_BASE_URL" in text
     remote.outputs.append(text)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_mid_apply_stops_the_writes_and_writes_the_report(
+    remote: Remote, sig: signal.Signals
+) -> None:
+    """A cron or systemd timeout (SIGTERM) or Ctrl-C (SIGINT) in the middle of the writes: those
+    in flight finish, no other is sent, the report says which is which, and the exit code is
+    the shell's for that signal. The next run does the rest."""
+    remote.store.add_group("Customers")
+    remote.app.set_faults(Faults(latency_ms=40, scope="writes"))
+    src = str(source(remote))
+    out = remote.tmp / "stopped"
+    with remote.spawn(*APPLY, src, "--concurrency", "2", "--report-dir", str(out)) as proc:
+        remote.wait_for(lambda: len(remote.store.contacts()) >= 6)
+        proc.send_signal(sig)
+        proc.wait(timeout=30)
+    assert proc.returncode == 128 + sig
+    stored = {c["phone"] for c in remote.store.contacts()}
+    assert 6 <= len(stored) < len(DESIRED), "stopped in the middle of its writes"
+    doc = report(out)
+    s = doc["summary"]
+    assert s["stopped"] == f"the run was stopped ({sig.name})"
+    assert s["verified"] is False and "not verified" in s["verify_skipped"]
+    assert s["created"] + s["not_attempted"] == len(DESIRED) and s["failed"] == 0
+    done = {r["phone"] for r in doc["records"] if r["outcome"] == "done"}
+    assert done == stored, "every contact on the remote is reported done, and only those"
+    skipped = [r for r in doc["records"] if r["outcome"] == "not_attempted"]
+    assert skipped and all(sig.name in r["reason"] for r in skipped)
+    assert (out / "summary.md").exists() and "stopped" in (out / "summary.md").read_text()
+
+    remote.app.set_faults(None)
+    res = remote.run(*APPLY, src, "--report-dir", str(remote.tmp / "next"))
+    assert res.exit_code == 0, res.stderr
+    assert report(remote.tmp / "next")["summary"]["created"] == len(DESIRED) - len(stored)
+    assert {c["phone"]: c["name"] for c in remote.store.contacts()} == DESIRED

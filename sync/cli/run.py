@@ -4,7 +4,7 @@ This contract is relied on by scripts and cron jobs: keep option names and exit 
 Exit codes: 0 done and verified; 1 finished with failures, a verification mismatch or a report
 that could not be written; 2 usage, configuration or input error (nothing sent); 3 a safety
 guard refused (nothing sent); 4 the remote refused access or could not be reached before any
-write.
+write; 130/143 SIGINT/SIGTERM during the writes (the rest not sent, the report written).
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ Environment:
 Exit codes:
   0 done and verified      1 finished, but something failed or did not verify
   2 usage/config/input     3 a safety guard refused     4 the remote refused or is unreachable
+  130/143 stopped by SIGINT/SIGTERM during the writes (the report says what was done)
 """
 
 
