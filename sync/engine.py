@@ -18,6 +18,7 @@ import json
 import os
 import platform
 import signal
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -110,6 +111,7 @@ class _Run:
     verified: VerifyResult | None = None
     refused: str | None = None
     stopped: Stop | None = None  # a signal asked the writes to stop
+    signals: tuple[signal.Signals, ...] = ()  # the ones apply may handle (`_unclaimed_signals`)
     region: str | None = None  # the mapping's default region, to read non-E.164 remote phones
     valid: int = 0  # valid contacts from the sources (kept once the ingest copies are dropped)
     probe_requests: dict[str, int] = field(default_factory=dict)  # permission checks sent
@@ -155,7 +157,7 @@ def _run(
     progress: Progress | None,
 ) -> RunResult:
     register_secret(settings.secret.reveal())
-    run = _Run(command, settings)
+    run = _Run(command, settings, signals=_unclaimed_signals())
     structlog.contextvars.bind_contextvars(run_id=run.run_id)
     with _collector_paused():
         try:
@@ -340,7 +342,7 @@ async def _with_client(
     _write_plan(run)  # the exact plan being executed sits beside its report
     t0 = time.monotonic()
     stop = Stop()
-    with _stop_on_signals(stop):
+    with _stop_on_signals(stop, run.signals):
         run.applied = await apply_plan(
             run.plan, client, progress=progress, concurrency=s.concurrency, stop=stop
         )
@@ -372,12 +374,22 @@ async def _with_client(
     run.timed("verify", t0)
 
 
+def _unclaimed_signals() -> tuple[signal.Signals, ...]:
+    """SIGINT and SIGTERM, if they still have their default handling when the run starts (a
+    program that calls the library with handlers of its own keeps them), and only in the main
+    thread, where handlers can be set."""
+    if threading.current_thread() is not threading.main_thread():
+        return ()
+    defaults = (signal.SIG_DFL, signal.default_int_handler)
+    return tuple(s for s in (signal.SIGINT, signal.SIGTERM) if signal.getsignal(s) in defaults)
+
+
 @contextlib.contextmanager
-def _stop_on_signals(stop: Stop) -> Iterator[None]:
+def _stop_on_signals(stop: Stop, signals: Sequence[signal.Signals]) -> Iterator[None]:
     """While the writes run, SIGINT or SIGTERM (Ctrl-C, a cron or systemd timeout) asks them to
     stop: writes in flight finish, the rest are not attempted, and the run writes its report.
-    A second signal acts as usual (stops at once). Only where signals can be handled (the main
-    thread); a library caller elsewhere keeps its own handling."""
+    A second signal acts as usual (stops at once): the handlers go at the first, leaving the
+    default ones, which these signals had when the run started (`_unclaimed_signals`)."""
     loop = asyncio.get_running_loop()
     installed: list[signal.Signals] = []
 
@@ -389,7 +401,7 @@ def _stop_on_signals(stop: Stop) -> Iterator[None]:
             loop.remove_signal_handler(sig)  # the next one acts as it would without us
         installed.clear()
 
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in signals:
         try:
             loop.add_signal_handler(sig, asked, sig)
         except (ValueError, RuntimeError, NotImplementedError):

@@ -531,3 +531,40 @@ def test_a_full_disk_is_an_error_that_says_so(
     res = remote.run("plan", str(src), "--region", "PK", "--report-dir", "out2")
     assert res.exit_code == 1 and "cannot write the report in out2" in res.stderr
     assert "contacts were written" not in res.stderr
+
+
+def test_the_library_leaves_signal_handlers_as_it_found_them(remote: Remote) -> None:
+    """A program that handles SIGTERM itself keeps its handler through an apply (the graceful
+    stop is only taken where nobody else claimed the signal), and default ones stay default."""
+    import signal
+    import threading
+
+    import sync
+    from sync.settings import Secret, Settings
+
+    src = remote.csv("c.csv", "Name,Phone\nAyesha Siddiqui,0301-2345678\n")
+
+    def host_handler(signum: int, frame: object) -> None:
+        raise AssertionError("not expected to run")
+
+    settings = Settings(
+        sources=(src,),
+        region="PK",
+        base_url=remote.base_url,
+        secret=Secret(SECRET),
+        home=remote.tmp / "home",
+        report_dir=remote.tmp / "lib",
+    )
+    previous = signal.signal(signal.SIGTERM, host_handler)
+    try:
+        assert engine._unclaimed_signals() == (signal.SIGINT,)
+        assert sync.apply(settings).exit_code == 0
+        assert signal.getsignal(signal.SIGTERM) is host_handler
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    seen: list[tuple[signal.Signals, ...]] = []
+    thread = threading.Thread(target=lambda: seen.append(engine._unclaimed_signals()))
+    thread.start()
+    thread.join()
+    assert seen == [()]  # no handler can be set outside the main thread
