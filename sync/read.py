@@ -398,6 +398,8 @@ def _skipped(path: Path, kind: str, name: str, why: str) -> Table:
 def open_tables(path: Path, sheet: str = "first") -> list[Table]:
     """The tables of one source file (one for CSV, one per selected sheet), or InputError."""
     suffix = path.suffix.lower()
+    if path.is_dir():
+        raise _fail(path, "is a directory", "name the spreadsheet files in it")
     if suffix not in TEXT_EXTENSIONS | BOOK_EXTENSIONS:
         known = ", ".join(sorted(TEXT_EXTENSIONS | BOOK_EXTENSIONS))
         raise _fail(path, f"has an unknown extension {suffix or '(none)'!r}", f"use one of {known}")

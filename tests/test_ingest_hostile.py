@@ -217,3 +217,11 @@ def test_unreadable_file_as_any_user(
     ) as info:
         run(locked)
     assert info.value.exit_code == 2
+
+
+@pytest.mark.parametrize("name", ["exports", "contacts.csv"])
+def test_a_directory_is_named_as_one(tmp_path: Path, name: str) -> None:
+    (tmp_path / name).mkdir()
+    with pytest.raises(InputError, match="is a directory") as info:
+        run(tmp_path / name)
+    assert info.value.exit_code == 2 and "spreadsheet files in it" in str(info.value.hint)
