@@ -8,8 +8,11 @@ quota slot its create needs), then creates. A quota error stops every create not
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import signal
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -75,6 +78,46 @@ class Stop:
 
     reason: str | None = None
     signal: int | None = None
+
+
+def unclaimed_signals() -> tuple[signal.Signals, ...]:
+    """SIGINT and SIGTERM, if they still have their default handling when the run starts (a
+    program that calls the library with handlers of its own keeps them), and only in the main
+    thread, where handlers can be set."""
+    if threading.current_thread() is not threading.main_thread():
+        return ()
+    defaults = (signal.SIG_DFL, signal.default_int_handler)
+    return tuple(s for s in (signal.SIGINT, signal.SIGTERM) if signal.getsignal(s) in defaults)
+
+
+@contextlib.contextmanager
+def stop_on_signals(stop: Stop, signals: Sequence[signal.Signals]) -> Iterator[None]:
+    """While the writes run, SIGINT or SIGTERM (Ctrl-C, a cron or systemd timeout) asks them to
+    stop: writes in flight finish, the rest are not attempted, and the run writes its report.
+    A second signal acts as usual (stops at once): the handlers go at the first, leaving the
+    default ones, which these signals had when the run started (`unclaimed_signals`)."""
+    loop = asyncio.get_running_loop()
+    installed: list[signal.Signals] = []
+
+    def asked(signum: int) -> None:
+        name = signal.Signals(signum).name
+        stop.reason, stop.signal = f"the run was stopped ({name})", signum
+        log.warning("apply.stopping", signal=name)
+        for sig in installed:
+            loop.remove_signal_handler(sig)  # the next one acts as it would without us
+        installed.clear()
+
+    for sig in signals:
+        try:
+            loop.add_signal_handler(sig, asked, sig)
+        except (ValueError, RuntimeError, NotImplementedError):
+            continue
+        installed.append(sig)
+    try:
+        yield
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
 
 
 def _describe(exc: BaseException) -> str:

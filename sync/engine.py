@@ -18,7 +18,6 @@ import json
 import os
 import platform
 import signal
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -35,7 +34,14 @@ import phonenumbers
 import structlog
 
 from sync import __version__
-from sync.apply import ApplyResult, Outcome, Stop, apply_plan
+from sync.apply import (
+    ApplyResult,
+    Outcome,
+    Stop,
+    apply_plan,
+    stop_on_signals,
+    unclaimed_signals,
+)
 from sync.errors import (
     EXIT_FAILED,
     EXIT_OK,
@@ -111,7 +117,7 @@ class _Run:
     verified: VerifyResult | None = None
     refused: str | None = None
     stopped: Stop | None = None  # a signal asked the writes to stop
-    signals: tuple[signal.Signals, ...] = ()  # the ones apply may handle (`_unclaimed_signals`)
+    signals: tuple[signal.Signals, ...] = ()  # the ones apply may handle (`unclaimed_signals`)
     region: str | None = None  # the mapping's default region, to read non-E.164 remote phones
     valid: int = 0  # valid contacts from the sources (kept once the ingest copies are dropped)
     probe_requests: dict[str, int] = field(default_factory=dict)  # permission checks sent
@@ -157,7 +163,7 @@ def _run(
     progress: Progress | None,
 ) -> RunResult:
     register_secret(settings.secret.reveal())
-    run = _Run(command, settings, signals=_unclaimed_signals())
+    run = _Run(command, settings, signals=unclaimed_signals())
     structlog.contextvars.bind_contextvars(run_id=run.run_id)
     with _collector_paused():
         try:
@@ -342,7 +348,7 @@ async def _with_client(
     _write_plan(run)  # the exact plan being executed sits beside its report
     t0 = time.monotonic()
     stop = Stop()
-    with _stop_on_signals(stop, run.signals):
+    with stop_on_signals(stop, run.signals):
         run.applied = await apply_plan(
             run.plan, client, progress=progress, concurrency=s.concurrency, stop=stop
         )
@@ -372,46 +378,6 @@ async def _with_client(
     else:
         run.verified = verify(run.applied, listing)
     run.timed("verify", t0)
-
-
-def _unclaimed_signals() -> tuple[signal.Signals, ...]:
-    """SIGINT and SIGTERM, if they still have their default handling when the run starts (a
-    program that calls the library with handlers of its own keeps them), and only in the main
-    thread, where handlers can be set."""
-    if threading.current_thread() is not threading.main_thread():
-        return ()
-    defaults = (signal.SIG_DFL, signal.default_int_handler)
-    return tuple(s for s in (signal.SIGINT, signal.SIGTERM) if signal.getsignal(s) in defaults)
-
-
-@contextlib.contextmanager
-def _stop_on_signals(stop: Stop, signals: Sequence[signal.Signals]) -> Iterator[None]:
-    """While the writes run, SIGINT or SIGTERM (Ctrl-C, a cron or systemd timeout) asks them to
-    stop: writes in flight finish, the rest are not attempted, and the run writes its report.
-    A second signal acts as usual (stops at once): the handlers go at the first, leaving the
-    default ones, which these signals had when the run started (`_unclaimed_signals`)."""
-    loop = asyncio.get_running_loop()
-    installed: list[signal.Signals] = []
-
-    def asked(signum: int) -> None:
-        name = signal.Signals(signum).name
-        stop.reason, stop.signal = f"the run was stopped ({name})", signum
-        log.warning("apply.stopping", signal=name)
-        for sig in installed:
-            loop.remove_signal_handler(sig)  # the next one acts as it would without us
-        installed.clear()
-
-    for sig in signals:
-        try:
-            loop.add_signal_handler(sig, asked, sig)
-        except (ValueError, RuntimeError, NotImplementedError):
-            continue
-        installed.append(sig)
-    try:
-        yield
-    finally:
-        for sig in installed:
-            loop.remove_signal_handler(sig)
 
 
 async def _list_remote(

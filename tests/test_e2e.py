@@ -17,6 +17,7 @@ import pytest
 
 from sync import engine
 from sync import report as report_module
+from sync.apply import unclaimed_signals
 from tests.e2e import SECRET, Remote, records, remote, report
 
 __all__ = ["remote"]
@@ -557,14 +558,14 @@ def test_the_library_leaves_signal_handlers_as_it_found_them(remote: Remote) -> 
     )
     previous = signal.signal(signal.SIGTERM, host_handler)
     try:
-        assert engine._unclaimed_signals() == (signal.SIGINT,)
+        assert unclaimed_signals() == (signal.SIGINT,)
         assert sync.apply(settings).exit_code == 0
         assert signal.getsignal(signal.SIGTERM) is host_handler
         assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     finally:
         signal.signal(signal.SIGTERM, previous)
     seen: list[tuple[signal.Signals, ...]] = []
-    thread = threading.Thread(target=lambda: seen.append(engine._unclaimed_signals()))
+    thread = threading.Thread(target=lambda: seen.append(unclaimed_signals()))
     thread.start()
     thread.join()
     assert seen == [()]  # no handler can be set outside the main thread
