@@ -66,19 +66,8 @@ class Entry:
     @classmethod
     def from_row(cls, row: list[Any]) -> Entry:
         """An entry saved as an array by plan format 2, fields in `ENTRY_FIELDS` order."""
-        action, phone, name, groups, reason, remote_id, old_name, old_groups, origin, raw = row
-        return cls(
-            action,
-            phone,
-            name,
-            tuple(groups),
-            reason,
-            remote_id,
-            old_name,
-            tuple(old_groups),
-            Origin(**origin) if origin else None,
-            raw,
-        )
+        origin, raw = row[8:]
+        return _entry(row[:8], Origin(**origin) if origin else None, raw)
 
 
 ENTRY_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Entry))
@@ -107,20 +96,14 @@ def saved_rows(entries: Sequence[Entry]) -> tuple[list[str], list[tuple[Any, ...
 
 def _from_saved(files: Sequence[str], row: Sequence[Any]) -> Entry:
     """An entry saved as an array by plan format 3 (`SAVED_FIELDS` order)."""
-    (
-        action,
-        phone,
-        name,
-        groups,
-        reason,
-        remote_id,
-        old_name,
-        old_groups,
-        file,
-        sheet,
-        line,
-        raw,
-    ) = row
+    file, sheet, line, raw = row[8:]
+    return _entry(row[:8], None if file is None else Origin(files[file], sheet, line), raw)
+
+
+def _entry(head: Sequence[Any], origin: Origin | None, raw: str) -> Entry:
+    """An entry from a saved plan: the fields before its origin (arrays as JSON gives them),
+    then its origin and raw phone."""
+    action, phone, name, groups, reason, remote_id, old_name, old_groups = head
     return Entry(
         action,
         phone,
@@ -130,7 +113,7 @@ def _from_saved(files: Sequence[str], row: Sequence[Any]) -> Entry:
         remote_id,
         old_name,
         tuple(old_groups),
-        None if file is None else Origin(files[file], sheet, line),
+        origin,
         raw,
     )
 

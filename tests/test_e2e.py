@@ -18,6 +18,7 @@ import pytest
 from sync import engine
 from sync import report as report_module
 from sync.apply import unclaimed_signals
+from sync.settings import Secret, Settings
 from tests.e2e import SECRET, Remote, records, remote, report
 
 __all__ = ["remote"]
@@ -412,12 +413,9 @@ def test_json_logs_carry_a_run_id_and_no_secret(remote: Remote) -> None:
     assert SECRET not in res.stderr + res.stdout
 
 
-def test_library_api_returns_a_result(remote: Remote, monkeypatch: pytest.MonkeyPatch) -> None:
-    import sync
-    from sync.settings import Secret, Settings
-
-    src = remote.csv("c.csv", "Name,Phone\nAyesha Siddiqui,0301-2345678\n")
-    settings = Settings(
+def library_settings(remote: Remote, src: Path) -> Settings:
+    """Settings for a library call (`sync.apply`), as an orchestrator would make them."""
+    return Settings(
         sources=(src,),
         region="PK",
         base_url=remote.base_url,
@@ -425,6 +423,13 @@ def test_library_api_returns_a_result(remote: Remote, monkeypatch: pytest.Monkey
         home=remote.tmp / "home",
         report_dir=remote.tmp / "lib",
     )
+
+
+def test_library_api_returns_a_result(remote: Remote, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sync
+
+    src = remote.csv("c.csv", "Name,Phone\nAyesha Siddiqui,0301-2345678\n")
+    settings = library_settings(remote, src)
     result = sync.apply(settings)
     assert result.exit_code == 0 and result.summary["created"] == 1
     assert Path(result.files["report.json"]).exists()
@@ -541,21 +546,13 @@ def test_the_library_leaves_signal_handlers_as_it_found_them(remote: Remote) -> 
     import threading
 
     import sync
-    from sync.settings import Secret, Settings
 
     src = remote.csv("c.csv", "Name,Phone\nAyesha Siddiqui,0301-2345678\n")
 
     def host_handler(signum: int, frame: object) -> None:
         raise AssertionError("not expected to run")
 
-    settings = Settings(
-        sources=(src,),
-        region="PK",
-        base_url=remote.base_url,
-        secret=Secret(SECRET),
-        home=remote.tmp / "home",
-        report_dir=remote.tmp / "lib",
-    )
+    settings = library_settings(remote, src)
     previous = signal.signal(signal.SIGTERM, host_handler)
     try:
         assert unclaimed_signals() == (signal.SIGINT,)

@@ -149,17 +149,24 @@ def test_lost_answers_are_recovered_not_duplicated(
 APPLY = ["apply", "--region", "PK", "--group", "Customers"]
 
 
-@pytest.mark.slow
-def test_sigkill_mid_apply_then_the_next_run_converges(remote: Remote) -> None:
+def signal_mid_writes(remote: Remote, sig: signal.Signals, name: str) -> tuple[int, Path, str]:
+    """Start an apply of `source` (slow writes, two at a time), send `sig` once six contacts
+    are on the remote; its exit code, report directory and source."""
     remote.store.add_group("Customers")
     remote.app.set_faults(Faults(latency_ms=40, scope="writes"))
     src = str(source(remote))
-    out = remote.tmp / "crashed"
+    out = remote.tmp / name
     with remote.spawn(*APPLY, src, "--concurrency", "2", "--report-dir", str(out)) as proc:
         remote.wait_for(lambda: len(remote.store.contacts()) >= 6)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=10)
-    assert proc.returncode == -signal.SIGKILL
+        proc.send_signal(sig)
+        proc.wait(timeout=30)
+    return proc.returncode, out, src
+
+
+@pytest.mark.slow
+def test_sigkill_mid_apply_then_the_next_run_converges(remote: Remote) -> None:
+    code, out, src = signal_mid_writes(remote, signal.SIGKILL, "crashed")
+    assert code == -signal.SIGKILL
     assert 6 <= len(remote.store.contacts()) < len(DESIRED), "killed in the middle of its writes"
     leftovers = [p.name for p in out.iterdir()]
     assert not [n for n in leftovers if n.endswith(".tmp")], "no half-written file"
@@ -220,15 +227,8 @@ def test_a_signal_mid_apply_stops_the_writes_and_writes_the_report(
     """A cron or systemd timeout (SIGTERM) or Ctrl-C (SIGINT) in the middle of the writes: those
     in flight finish, no other is sent, the report says which is which, and the exit code is
     the shell's for that signal. The next run does the rest."""
-    remote.store.add_group("Customers")
-    remote.app.set_faults(Faults(latency_ms=40, scope="writes"))
-    src = str(source(remote))
-    out = remote.tmp / "stopped"
-    with remote.spawn(*APPLY, src, "--concurrency", "2", "--report-dir", str(out)) as proc:
-        remote.wait_for(lambda: len(remote.store.contacts()) >= 6)
-        proc.send_signal(sig)
-        proc.wait(timeout=30)
-    assert proc.returncode == 128 + sig
+    code, out, src = signal_mid_writes(remote, sig, "stopped")
+    assert code == 128 + sig
     stored = {c["phone"] for c in remote.store.contacts()}
     assert 6 <= len(stored) < len(DESIRED), "stopped in the middle of its writes"
     doc = report(out)
