@@ -161,12 +161,7 @@ def write_rejected(path: Path, issues: Sequence[RowIssue]) -> None:
                     for j, col in enumerate(columns)
                 ]
             )
-            safe = _safe_columns(columns, frame, text)
-            frame = frame.with_columns(
-                pl.Series(f"c{j}", safe[j], dtype=pl.String)
-                for j in text
-                if safe[j] is not columns[j]
-            )
+            frame = _with_changed(frame, columns, _safe_columns(columns, frame, text))
             _write_csv_rows(frame, fh)
 
 
@@ -200,6 +195,17 @@ def _frame(columns: Sequence[Sequence[object]]) -> pl.DataFrame:
     return pl.DataFrame(
         {c: pl.Series(c, col, dtype=_SCHEMA[c]) for c, col in zip(COLUMNS, columns, strict=True)}
     )
+
+
+def _with_changed(
+    frame: pl.DataFrame, columns: Sequence[Sequence[object]], safe: Sequence[Sequence[object]]
+) -> pl.DataFrame:
+    """`frame` (made of `columns`) with the text columns `_safe_columns` changed replaced."""
+    changed = [j for j, col in enumerate(safe) if col is not columns[j]]
+    if not changed:
+        return frame
+    names = frame.columns
+    return frame.with_columns(pl.Series(names[j], safe[j], dtype=pl.String) for j in changed)
 
 
 def _safe_columns(
@@ -260,13 +266,7 @@ class RecordBatch:
         return self._safe
 
     def safe(self) -> pl.DataFrame:
-        safe = self.safe_columns()
-        changed = [c for j, c in enumerate(COLUMNS) if safe[j] is not self.columns[j]]
-        if not changed:
-            return self.raw
-        return self.raw.with_columns(
-            pl.Series(c, safe[COLUMNS.index(c)], dtype=pl.String) for c in changed
-        )
+        return _with_changed(self.raw, self.columns, self.safe_columns())
 
     def attention(self) -> list[int]:
         """Where the records that belong on an attention sheet are (most belong on none)."""
