@@ -66,14 +66,15 @@ class Entry:
     @classmethod
     def from_row(cls, row: list[Any]) -> Entry:
         """An entry saved as an array by plan format 2, fields in `ENTRY_FIELDS` order."""
-        origin, raw = row[8:]
-        return _entry(row[:8], Origin(**origin) if origin else None, raw)
+        origin, raw = row[_HEAD:]
+        return _entry(row[:_HEAD], Origin(**origin) if origin else None, raw)
 
 
 ENTRY_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Entry))
 # an entry as plan.json (format 3) holds it: `origin` flattened, `file` an index into `files`
 _BEFORE_ORIGIN: Final = ENTRY_FIELDS[: ENTRY_FIELDS.index("origin")]
 _AFTER_ORIGIN: Final = ENTRY_FIELDS[ENTRY_FIELDS.index("origin") + 1 :]
+_HEAD: Final = len(_BEFORE_ORIGIN)  # the fields a saved entry holds before its origin
 SAVED_FIELDS: tuple[str, ...] = (*_BEFORE_ORIGIN, "file", "sheet", "row", *_AFTER_ORIGIN)
 _NO_ORIGIN: Final = Origin(None, None, None)  # type: ignore[arg-type]  # a remote-only entry's
 
@@ -96,8 +97,8 @@ def saved_rows(entries: Sequence[Entry]) -> tuple[list[str], list[tuple[Any, ...
 
 def _from_saved(files: Sequence[str], row: Sequence[Any]) -> Entry:
     """An entry saved as an array by plan format 3 (`SAVED_FIELDS` order)."""
-    file, sheet, line, raw = row[8:]
-    return _entry(row[:8], None if file is None else Origin(files[file], sheet, line), raw)
+    file, sheet, line, raw = row[_HEAD:]
+    return _entry(row[:_HEAD], None if file is None else Origin(files[file], sheet, line), raw)
 
 
 def _entry(head: Sequence[Any], origin: Origin | None, raw: str) -> Entry:
