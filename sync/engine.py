@@ -354,18 +354,18 @@ async def _with_client(
         )
     run.timed("apply", t0)
     t0 = time.monotonic()
+    skipped: VerifyResult | None = None
     if stop.reason is not None:
         # asked to stop: report what was done now rather than list the whole remote again
         run.stopped = stop
-        run.verified = VerifyResult(ok=False, checked=0, skipped=f"{stop.reason}: not verified")
-        log.warning("verify.skipped", reason=run.verified.skipped)
-        run.timed("verify", t0)
-        return
-    if not run.applied.outcomes and not run.applied.groups_created:
+        skipped = VerifyResult(ok=False, checked=0, skipped=f"{stop.reason}: not verified")
+    elif not run.applied.outcomes and not run.applied.groups_created:
         # nothing was sent, so nothing can differ from the listing this plan was made against:
         # a nightly run over unchanged data does not list a million contacts a second time
-        run.verified = VerifyResult(ok=True, checked=0, skipped="nothing was written")
-        log.info("verify.skipped", reason=run.verified.skipped)
+        skipped = VerifyResult(ok=True, checked=0, skipped="nothing was written")
+    if skipped is not None:
+        run.verified = skipped
+        (log.info if skipped.ok else log.warning)("verify.skipped", reason=skipped.skipped)
         run.timed("verify", t0)
         return
     try:
