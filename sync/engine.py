@@ -24,7 +24,6 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import chain, repeat
-from operator import attrgetter
 from pathlib import Path
 from typing import Any, Final
 
@@ -58,7 +57,7 @@ from sync.logs import get_logger, register_secret
 from sync.mapping import load_mapping
 from sync.models import OptOut, RemoteContact, RemoteGroup
 from sync.normalize import IngestResult
-from sync.plan import Entry, Plan, check_guards, fingerprint, make_plan
+from sync.plan import NO_ORIGIN, Entry, Plan, check_guards, fingerprint, make_plan
 from sync.remote import ClientSettings, WasmsClient
 from sync.report import (
     BATCH,
@@ -72,6 +71,7 @@ from sync.report import (
 )
 from sync.settings import Settings, default_report_dir
 from sync.snapshot import ingest_cached
+from sync.table import column
 from sync.verify import VerifyResult, verify
 
 log = get_logger("sync.engine")
@@ -247,7 +247,7 @@ def _load_saved_plan(settings: Settings) -> Plan:
             f"--plan: cannot read {path}: {exc.strerror}",
             hint="pass the plan.json a `contact-sync plan` run wrote",
         ) from None
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, IndexError):
         raise ConfigError(
             f"--plan: {path} is not a contact-sync plan file",
             hint="pass the plan.json a `contact-sync plan` run wrote",
@@ -470,9 +470,11 @@ _SETTLED_OUTCOME = {
 
 def _entry_batches(run: _Run) -> Iterator[RecordBatch]:
     """The report's records of the plan entries (source rows and remote-only contacts), a batch
-    at a time. Entries become columns with C-level maps (a million rows); only the few entries
-    an apply touched are patched one by one."""
-    outcomes = {id(o.entry): o for o in run.applied.outcomes} if run.applied else {}
+    at a time, from the entries' columns; only the few entries an apply touched are patched
+    one by one (found by action and phone: the plan has one write per phone)."""
+    outcomes: dict[tuple[str, str], Outcome] = {}
+    if run.applied:
+        outcomes = {(o.entry.action, o.entry.phone): o for o in run.applied.outcomes}
     unapplied = "planned" if run.command == "plan" else "not_attempted"
     entries = run.plan.entries if run.plan is not None else ()
     for at in range(0, len(entries), BATCH):
@@ -494,20 +496,21 @@ def _record_batches(run: _Run) -> tuple[Iterable[RecordBatch], list[RecordBatch]
 
 
 def _entry_columns(
-    chunk: Sequence[Entry], outcomes: dict[int, Outcome], unapplied: str
-) -> list[list[Any]]:
+    chunk: Sequence[Entry], outcomes: dict[tuple[str, str], Outcome], unapplied: str
+) -> list[Sequence[Any]]:
     n = len(chunk)
-    origins = list(map(attrgetter("origin"), chunk))
-    files = [o.file if o is not None else "(remote)" for o in origins]
-    sheets = [(o.sheet or "") if o is not None else "" for o in origins]
-    rows = [o.row if o is not None else None for o in origins]
-    actions = list(map(attrgetter("action"), chunk))
+    origins = column(chunk, "origin")
+    files = [f if f is not None else "(remote)" for f in column(origins, "file", NO_ORIGIN)]
+    sheets = [s or "" for s in column(origins, "sheet", NO_ORIGIN)]
+    actions = column(chunk, "action")
     outcome = list(map(_SETTLED_OUTCOME.get, actions, repeat(unapplied)))
-    reasons = list(map(attrgetter("reason"), chunk))
-    remote_ids = list(map(attrgetter("remote_id"), chunk))
+    reasons = column(chunk, "reason")
+    remote_ids = column(chunk, "remote_id")
+    phones = column(chunk, "phone")
     attempts = [0] * n
     if outcomes:
-        found = list(map(outcomes.get, map(id, chunk)))
+        reasons, remote_ids = list(reasons), list(remote_ids)
+        found = list(map(outcomes.get, zip(actions, phones, strict=True)))
         for k, out in enumerate(found):
             if out is None:
                 continue
@@ -517,11 +520,11 @@ def _entry_columns(
     return [
         files,
         sheets,
-        rows,
-        list(map(attrgetter("raw_phone"), chunk)),
-        list(map(attrgetter("phone"), chunk)),
-        list(map(attrgetter("name"), chunk)),
-        list(map(", ".join, map(attrgetter("groups"), chunk))),
+        column(origins, "row", NO_ORIGIN),
+        column(chunk, "raw_phone"),
+        phones,
+        column(chunk, "name"),
+        list(map(", ".join, column(chunk, "groups"))),
         actions,
         outcome,
         reasons,

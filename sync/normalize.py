@@ -61,7 +61,7 @@ class SourceInfo:
 
 @dataclass(frozen=True, slots=True)
 class IngestResult:
-    contacts: tuple[DesiredContact, ...]  # one per E.164, groups merged
+    contacts: Sequence[DesiredContact]  # one per E.164, groups merged (a Table from a snapshot)
     issues: tuple[RowIssue, ...]  # invalid rows (in file order), then duplicate rows
     rows_read: int  # non-blank data rows over all files and sheets
     sources: tuple[SourceInfo, ...]

@@ -18,16 +18,16 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from itertools import compress, repeat
-from operator import attrgetter, not_
+from operator import attrgetter
 from typing import Any, Final, Literal
 
 import phonenumbers
 
-from sync.bulk import build
 from sync.errors import ConfigError, SafetyError
 from sync.groups import GroupIndex, missing_groups
 from sync.models import DesiredContact, OptOut, Origin, RemoteContact, RemoteGroup
 from sync.settings import Limit
+from sync.table import Table, column, concat, take
 
 Action = Literal["create", "delete", "replace", "unchanged", "drift", "skip_optout", "keep"]
 WRITE_ACTIONS = frozenset({"create", "delete", "replace"})
@@ -76,29 +76,39 @@ _BEFORE_ORIGIN: Final = ENTRY_FIELDS[: ENTRY_FIELDS.index("origin")]
 _AFTER_ORIGIN: Final = ENTRY_FIELDS[ENTRY_FIELDS.index("origin") + 1 :]
 _HEAD: Final = len(_BEFORE_ORIGIN)  # the fields a saved entry holds before its origin
 SAVED_FIELDS: tuple[str, ...] = (*_BEFORE_ORIGIN, "file", "sheet", "row", *_AFTER_ORIGIN)
-_NO_ORIGIN: Final = Origin(None, None, None)  # type: ignore[arg-type]  # a remote-only entry's
+NO_ORIGIN: Final = Origin(None, None, None)  # type: ignore[arg-type]  # a remote-only entry's
 
 
 def saved_rows(entries: Sequence[Entry]) -> tuple[list[str], list[tuple[Any, ...]]]:
     """The entries as plan format 3 saves them, built column-wise; and the file names their
     `file` indexes. (At a million entries, an origin object orjson writes with its keys made
     plan.json half as large again and its writing ~40% slower.)"""
-    origins = [o or _NO_ORIGIN for o in map(attrgetter("origin"), entries)]
-    names = [f for f in dict.fromkeys(map(attrgetter("file"), origins)) if f is not None]
+    origins = column(entries, "origin")
+    files = column(origins, "file", NO_ORIGIN)
+    names = [f for f in dict.fromkeys(files) if f is not None]
     at: dict[str | None, int | None] = {f: i for i, f in enumerate(names)}
     at[None] = None
-    columns: list[Iterable[Any]] = [map(attrgetter(f), entries) for f in _BEFORE_ORIGIN]
-    columns.append(map(at.__getitem__, map(attrgetter("file"), origins)))
-    columns.append(map(attrgetter("sheet"), origins))
-    columns.append(map(attrgetter("row"), origins))
-    columns += [map(attrgetter(f), entries) for f in _AFTER_ORIGIN]
+    columns: list[Iterable[Any]] = [column(entries, f) for f in _BEFORE_ORIGIN]
+    columns.append(map(at.__getitem__, files))
+    columns.append(column(origins, "sheet", NO_ORIGIN))
+    columns.append(column(origins, "row", NO_ORIGIN))
+    columns += [column(entries, f) for f in _AFTER_ORIGIN]
     return names, list(zip(*columns, strict=True))
 
 
-def _from_saved(files: Sequence[str], row: Sequence[Any]) -> Entry:
-    """An entry saved as an array by plan format 3 (`SAVED_FIELDS` order)."""
-    file, sheet, line, raw = row[_HEAD:]
-    return _entry(row[:_HEAD], None if file is None else Origin(files[file], sheet, line), raw)
+def _saved_table(files: Sequence[str], rows: Sequence[Sequence[Any]]) -> Table[Entry]:
+    """The entries plan format 3 saved (arrays in `SAVED_FIELDS` order), column-wise."""
+    cols: dict[str, list[Any]] = {f: [] for f in SAVED_FIELDS}
+    if rows:
+        cols = dict(zip(SAVED_FIELDS, map(list, zip(*rows, strict=True)), strict=True))
+    for f in ("groups", "old_groups"):
+        cols[f] = list(map(tuple, cols[f]))
+    origin = {
+        "file": [None if i is None else files[i] for i in cols.pop("file")],
+        "sheet": cols.pop("sheet"),
+        "row": cols.pop("row"),
+    }
+    return Table(Entry, {**cols, "origin": Table(Origin, origin, optional="file")})
 
 
 def _entry(head: Sequence[Any], origin: Origin | None, raw: str) -> Entry:
@@ -124,13 +134,19 @@ class Plan:
     mode: Literal["add", "mirror"]
     scope_group_ids: tuple[int, ...]
     group_creates: tuple[str, ...]
-    entries: tuple[Entry, ...]
+    entries: Sequence[Entry]  # a Table when made by make_plan: see sync.table
     fingerprint: str  # of the remote listing the plan was made against
     in_scope: int  # remote contacts in the mirror scope (the base of --max-delete)
     counts: dict[str, int] = field(default_factory=dict)
 
+    def select(self, *actions: str) -> Sequence[Entry]:
+        """The entries with these actions, in order (column-wise: nothing else is made)."""
+        wanted = frozenset(actions)
+        at = [i for i, a in enumerate(column(self.entries, "action")) if a in wanted]
+        return take(self.entries, at)
+
     def of(self, *actions: str) -> list[Entry]:
-        return [e for e in self.entries if e.action in actions]
+        return list(self.select(*actions))
 
     @property
     def writes(self) -> list[Entry]:
@@ -138,12 +154,14 @@ class Plan:
 
     @property
     def has_writes(self) -> bool:
-        return bool(self.group_creates) or any(e.action in WRITE_ACTIONS for e in self.entries)
+        return bool(self.group_creates) or not WRITE_ACTIONS.isdisjoint(
+            column(self.entries, "action")
+        )
 
     def to_json(self) -> dict[str, Any]:
         """The saved form (for orjson): only the writes are kept, plus the counts; enough to
         execute it."""
-        files, rows = saved_rows(self.writes)
+        files, rows = saved_rows(self.select(*WRITE_ACTIONS))
         return {
             "format": PLAN_FORMAT,
             "mode": self.mode,
@@ -162,13 +180,13 @@ class Plan:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Plan:
         fmt = data.get("format")
+        entries: Sequence[Entry]
         if fmt == 1:  # a plan made by an earlier version
             entries = tuple(Entry.from_json(e) for e in data["entries"])
         elif fmt == 2 and tuple(data.get("fields", ())) == ENTRY_FIELDS:
             entries = tuple(map(Entry.from_row, data["entries"]))
         elif fmt == PLAN_FORMAT and tuple(data.get("fields", ())) == SAVED_FIELDS:
-            files = data["files"]
-            entries = tuple(_from_saved(files, row) for row in data["entries"])
+            entries = _saved_table(data["files"], data["entries"])
         else:
             raise ConfigError(
                 f"plan format {fmt!r} is not one this version reads (1 to {PLAN_FORMAT})",
@@ -233,51 +251,47 @@ def make_plan(
         rows = [d.origin for d in desired if name in (d.groups or fallback)]
         return len(rows), rows[0] if rows else "?"
 
-    # A million rows: new contacts (the common case) are found and built column-wise (C-level
-    # maps and bulk.build, ~3x faster than a frozen dataclass's __init__ per row); the others,
-    # a match or an opt-out, one by one, then put back in the sources' order.
-    wanted_groups = [g or fallback for g in map(attrgetter("groups"), desired)]
+    # A million rows: the entries are made column-wise (a Table), never a row at a time. A
+    # source row's entry takes its phone, name, groups, origin and raw phone from the desired
+    # contact as they are; a new contact (the common case) is a create with nothing else set,
+    # and only the others, a match or an opt-out, are decided one by one.
+    n = len(desired)
+    wanted_groups = [g or fallback for g in column(desired, "groups")]
     lists = dict.fromkeys(wanted_groups)
     group_creates = missing_groups(lists, index, used_by)
-    phones = list(map(attrgetter("phone"), desired))
+    phones = column(desired, "phone")
     known = remote.keys() | opted_out
-    matched = list(map(known.__contains__, phones))  # on the remote or opted out
-    new_at = list(compress(range(len(desired)), map(not_, matched)))
-    new = [desired[i] for i in new_at]
-    count = len(new)
-    entries: list[Entry] = build(
+    matched_at = list(compress(range(n), map(known.__contains__, phones)))
+    actions: list[Action] = list(repeat("create", n))
+    reasons: list[str] = list(repeat("", n))
+    remote_ids: list[int | None] = list(repeat(None, n))
+    old_names: list[str | None] = list(repeat(None, n))
+    old_groups: list[tuple[int, ...]] = list(repeat((), n))
+    for k, d in zip(matched_at, take(desired, matched_at), strict=True):
+        r = remote.get(d.phone)
+        actions[k], reasons[k], remote_ids[k], old_names[k], old_groups[k] = _match(
+            d, wanted_groups[k], r, d.phone in opted_out, index, replace_changed
+        )
+    origins = column(desired, "origin")
+    if isinstance(origins, Table):  # a remote-only entry has none
+        origins = Table(origins.cls, origins.columns, optional="file")
+    source: Table[Entry] = Table(
         Entry,
-        count,
-        [
-            repeat("create", count),
-            map(phones.__getitem__, new_at),
-            map(attrgetter("name"), new),
-            map(wanted_groups.__getitem__, new_at),
-            repeat("", count),
-            repeat(None, count),
-            repeat(None, count),
-            repeat((), count),
-            map(attrgetter("origin"), new),
-            map(attrgetter("raw_phone"), new),
-        ],
+        {
+            "action": actions,
+            "phone": phones,
+            "name": column(desired, "name"),
+            "groups": wanted_groups,
+            "reason": reasons,
+            "remote_id": remote_ids,
+            "old_name": old_names,
+            "old_groups": old_groups,
+            "origin": origins,
+            "raw_phone": column(desired, "raw_phone"),
+        },
     )
-    del new, new_at, wanted_groups
-    if count < len(desired):
-        others = [
-            _desired_entry(
-                d,
-                d.groups or fallback,
-                remote.get(d.phone),
-                d.phone in opted_out,
-                index,
-                replace_changed,
-            )
-            for d in compress(desired, matched)
-        ]
-        # back in the sources' order: each row takes the next entry of its kind (a bool
-        # indexes the pair), in C over the whole column
-        kinds = (iter(entries), iter(others))
-        entries = list(map(next, map(kinds.__getitem__, matched)))
+    del matched_at, actions, reasons, remote_ids, old_names, old_groups, origins, wanted_groups
+    entries: list[Entry] = []  # remote-only
     wanted = set(phones)
     del phones
 
@@ -310,15 +324,16 @@ def make_plan(
                 )
             )
 
-    counts = dict(Counter(map(attrgetter("action"), entries)))
+    counts = Counter(source.columns["action"])
+    counts.update(map(attrgetter("action"), entries))
     return Plan(
         mode,
         scope_ids,
         group_creates,
-        tuple(entries),
+        concat(source, entries),
         fingerprint(contacts, groups, optouts),
         in_scope,
-        counts,
+        dict(counts),
     )
 
 
@@ -336,29 +351,21 @@ def _scope_ids(scope_groups: Sequence[str], index: GroupIndex) -> tuple[int, ...
     return tuple(sorted(set(ids)))
 
 
-def _desired_entry(
+_Match = tuple[Action, str, int | None, str | None, tuple[int, ...]]
+
+
+def _match(
     c: DesiredContact,
     tokens: tuple[str, ...],
     r: RemoteContact | None,
     opted_out: bool,
     index: GroupIndex,
     replace_changed: bool,
-) -> Entry:
+) -> _Match:
+    """What to do with a desired contact whose phone is on the remote or opted out: action,
+    reason, remote id, old name, old groups."""
     if r is None:
-        if opted_out:
-            return Entry(
-                "skip_optout",
-                c.phone,
-                c.name,
-                tokens,
-                _OPTED_OUT,
-                None,
-                None,
-                (),
-                c.origin,
-                c.raw_phone,
-            )
-        return Entry("create", c.phone, c.name, tokens, "", None, None, (), c.origin, c.raw_phone)
+        return ("skip_optout", _OPTED_OUT, None, None, ()) if opted_out else _NEW
     ids = index.resolve(tokens)
     old_groups = tuple(sorted(r.groups))
     action: Action = "unchanged"
@@ -376,11 +383,10 @@ def _desired_entry(
             action = "drift"
             why = " (opted out: never replaced)" if opted_out else " (use --replace-changed)"
             reason += why
-    return Entry(
-        action, c.phone, c.name, tokens, reason, r.id, r.name, old_groups, c.origin, c.raw_phone
-    )
+    return action, reason, r.id, r.name, old_groups
 
 
+_NEW: Final[_Match] = ("create", "", None, None, ())
 _OPTED_OUT = "the phone opted out (get/unsubscribed)"
 
 
@@ -407,7 +413,7 @@ def check_guards(
             hint="run `contact-sync check SOURCE` to see why (wrong --region or mapping?), or "
             "raise --max-invalid if that many rejections are expected",
         )
-    deleting = sum(1 for e in plan.entries if e.action in ("delete", "replace"))
+    deleting = sum(map({"delete", "replace"}.__contains__, column(plan.entries, "action")))
     if deleting > max_delete.allowed(plan.in_scope):
         raise SafetyError(
             f"{deleting} deletions (deletes and replaces) of {plan.in_scope} contacts in scope "

@@ -18,12 +18,14 @@ from sync.models import DesiredContact, OptOut, Origin, RemoteContact, RemoteGro
 from sync.plan import (
     ENTRY_FIELDS,
     SAVED_FIELDS,
+    Entry,
     Plan,
-    _desired_entry,
+    _match,
     check_guards,
     make_plan,
 )
 from sync.settings import Limit
+from sync.table import Table
 
 GROUPS = [RemoteGroup(1, "Customers"), RemoteGroup(2, "Staff"), RemoteGroup(3, "Leads")]
 
@@ -38,6 +40,35 @@ def have(
     cid: int, phone: str, name: str = "Some Name", groups: tuple[int, ...] = (1,)
 ) -> RemoteContact:
     return RemoteContact(cid, phone, name, groups)
+
+
+def _row_entry(
+    d: DesiredContact,
+    tokens: tuple[str, ...],
+    r: RemoteContact | None,
+    opted_out: bool,
+    index: GroupIndex,
+    replace_changed: bool,
+) -> Entry:
+    """The entry of one source row, decided on its own (the reference for the column-wise
+    planner)."""
+    action, reason, rid, old_name, old_groups = _match(
+        d, tokens, r, opted_out, index, replace_changed
+    )
+    return Entry(
+        action, d.phone, d.name, tokens, reason, rid, old_name, old_groups, d.origin, d.raw_phone
+    )
+
+
+def as_table(desired: list[DesiredContact]) -> Table[DesiredContact]:
+    """The contacts held column-wise, as an ingest snapshot gives them."""
+    names = [f.name for f in dataclasses.fields(DesiredContact)]
+    cols = {f: [getattr(d, f) for d in desired] for f in names}
+    origins = cols.pop("origin")
+    nested = {f: [getattr(o, f) for o in origins] for f in ("file", "sheet", "row")}
+    table: Table[DesiredContact] = Table(DesiredContact, {**cols, "origin": Table(Origin, nested)})
+    assert list(table) == desired
+    return table
 
 
 def actions(plan: Plan) -> dict[str, str]:
@@ -255,13 +286,24 @@ def test_properties(
 
     plan = plan_for(remote)
     assert plan_for(remote) == plan, "planning twice gives the same plan"
+    from_columns = make_plan(
+        as_table(desired),
+        remote,
+        GROUPS,
+        optouts,
+        mode=mode,
+        scope_groups=scope,
+        replace_changed=replace_changed,
+    )
+    assert from_columns == plan, "contacts held column-wise (a snapshot) plan the same"
+    assert list(from_columns.entries) == list(plan.entries)
     # the column-wise fast path for new contacts: the same entries, in the sources' order, as
     # deciding row by row
     index = GroupIndex.build(GROUPS)
     first_remote = {c.phone: c for c in sorted(remote, key=lambda c: c.id)[::-1]}
     opted_phones = {o.phone for o in optouts}
     row_by_row = [
-        _desired_entry(
+        _row_entry(
             d,
             d.groups or ("contact-sync",),
             first_remote.get(d.phone),
