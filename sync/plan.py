@@ -27,7 +27,7 @@ from sync.errors import ConfigError, SafetyError
 from sync.groups import GroupIndex, missing_groups
 from sync.models import DesiredContact, OptOut, Origin, RemoteContact, RemoteGroup
 from sync.settings import Limit
-from sync.table import Table, column, concat, take
+from sync.table import Table, column, concat, take, where
 
 Action = Literal["create", "delete", "replace", "unchanged", "drift", "skip_optout", "keep"]
 WRITE_ACTIONS = frozenset({"create", "delete", "replace"})
@@ -141,9 +141,8 @@ class Plan:
 
     def select(self, *actions: str) -> Sequence[Entry]:
         """The entries with these actions, in order (column-wise: nothing else is made)."""
-        wanted = frozenset(actions)
-        at = [i for i, a in enumerate(column(self.entries, "action")) if a in wanted]
-        return take(self.entries, at)
+        keep = list(map(frozenset(actions).__contains__, column(self.entries, "action")))
+        return where(self.entries, keep)
 
     def of(self, *actions: str) -> list[Entry]:
         return list(self.select(*actions))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import fields
+from itertools import compress
 from operator import attrgetter
 from typing import Any, Generic, TypeVar, overload
 
@@ -103,6 +104,14 @@ def take(rows: Sequence[Any], at: Sequence[int]) -> Sequence[Any]:
         cols = {n: take(c, at) for n, c in rows.columns.items()}
         return Table(rows.cls, cols, optional=rows.optional)
     return list(map(rows.__getitem__, at))
+
+
+def where(rows: Sequence[Any], keep: Sequence[bool]) -> Sequence[Any]:
+    """The rows whose `keep` is true, in order (a Table stays a Table)."""
+    if isinstance(rows, Table):
+        cols = {n: where(c, keep) for n, c in rows.columns.items()}
+        return Table(rows.cls, cols, optional=rows.optional)
+    return list(compress(rows, keep))
 
 
 def concat(first: Sequence[Any], second: Sequence[Any]) -> Sequence[Any]:

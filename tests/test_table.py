@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from sync.models import DesiredContact, Origin
 from sync.plan import NO_ORIGIN, Entry
-from sync.table import Table, column, concat, take
+from sync.table import Table, column, concat, take, where
 
 
 def origins(rows: list[Origin | None]) -> Table[Origin | None]:
@@ -51,6 +51,9 @@ def test_a_table_is_the_sequence_of_its_rows(n: int, data: st.DataObject) -> Non
     assert isinstance(table[start:stop], Table)
     at = data.draw(st.lists(st.integers(0, n - 1), max_size=20)) if n else []
     assert list(take(table, at)) == take(rows, at) == [rows[i] for i in at]
+    keep = data.draw(st.lists(st.booleans(), min_size=n, max_size=n))
+    kept = [r for r, k in zip(rows, keep, strict=True) if k]
+    assert list(where(table, keep)) == where(rows, keep) == kept
     assert column(table, "phone") == column(rows, "phone")
 
 
