@@ -19,6 +19,7 @@ import dataclasses
 import hashlib
 import marshal
 import os
+import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from operator import attrgetter
@@ -124,8 +125,17 @@ _ISSUE: Final = ("kind", "reason", "raw_phone", "name", "phone", "columns")
 _ORIGIN: Final = ("file", "sheet", "row")
 
 
+# columns of a few distinct values: interned, each value is stored once and the rest refer to
+# it (marshal writes a reference to an object it has written): at a million rows, the number
+# types alone loaded in 67 ms, 5 ms so
+_FEW_VALUES: Final = frozenset({"number_type", "kind", "reason", "file", "sheet"})
+
+
 def _column(items: Sequence[Any], *path: str) -> Callable[[], list[Any]]:
-    return lambda: list(map(attrgetter(".".join(path)), items))
+    get = attrgetter(".".join(path))
+    if path[-1] in _FEW_VALUES:
+        return lambda: [v if v is None else sys.intern(v) for v in map(get, items)]
+    return lambda: list(map(get, items))
 
 
 def _encode(r: IngestResult) -> Iterator[Callable[[], Any]]:
