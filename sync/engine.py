@@ -62,8 +62,7 @@ from sync.remote import ClientSettings, WasmsClient
 from sync.report import (
     BATCH,
     RecordBatch,
-    batched,
-    issue_record,
+    issue_batches,
     summary_markdown,
     write_records,
     write_rejected,
@@ -71,7 +70,7 @@ from sync.report import (
 )
 from sync.settings import Settings, default_report_dir
 from sync.snapshot import ingest_cached
-from sync.table import column
+from sync.table import column, where
 from sync.verify import VerifyResult, verify
 
 log = get_logger("sync.engine")
@@ -321,7 +320,7 @@ async def _with_client(
             fallback_group=s.fallback_group,
             region=run.region,
         )
-        invalid = sum(1 for i in ing.issues if i.kind == "invalid")
+        invalid = column(ing.issues, "kind").count("invalid")
         run.plan.counts.update(rows_read=ing.rows_read, valid=len(ing.contacts))
         run.valid = len(ing.contacts)
         # The plan's entries carry all the report needs of each contact: drop the ingest
@@ -490,8 +489,8 @@ def _record_batches(run: _Run) -> tuple[Iterable[RecordBatch], list[RecordBatch]
     `_AHEAD` of them (a file of a million invalid rows streams them as before: bounded memory)."""
     issues = run.ingested.issues if run.ingested is not None else ()
     if len(issues) > _AHEAD:
-        return chain(_entry_batches(run), batched(map(issue_record, issues))), []
-    tail = list(batched(map(issue_record, issues)))
+        return chain(_entry_batches(run), issue_batches(issues)), []
+    tail = list(issue_batches(issues))
     return chain(_entry_batches(run), tail), tail
 
 
@@ -545,8 +544,8 @@ def _summary(run: _Run) -> dict[str, Any]:
         s.update(
             rows_read=ing.rows_read,
             valid=run.valid or len(ing.contacts),
-            invalid=sum(1 for i in ing.issues if i.kind == "invalid"),
-            duplicates=sum(1 for i in ing.issues if i.kind == "duplicate"),
+            invalid=column(ing.issues, "kind").count("invalid"),
+            duplicates=column(ing.issues, "kind").count("duplicate"),
         )
     if run.plan is not None:
         c = run.plan.counts
@@ -664,7 +663,8 @@ def _write_report_files(run: _Run) -> tuple[Path, dict[str, Any]]:
         run.timed("save_plan", t0)
     t0 = time.monotonic()
     issues = run.ingested.issues if run.ingested else ()
-    write_rejected(out / "rejected.csv", [i for i in issues if i.kind == "invalid"])
+    invalid = list(map("invalid".__eq__, column(issues, "kind")))
+    write_rejected(out / "rejected.csv", where(issues, invalid))
     summary: dict[str, Any] = {}
 
     def finish() -> tuple[dict[str, Any], list[tuple[str, object]]]:

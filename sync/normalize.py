@@ -62,7 +62,7 @@ class SourceInfo:
 @dataclass(frozen=True, slots=True)
 class IngestResult:
     contacts: Sequence[DesiredContact]  # one per E.164, groups merged (a Table from a snapshot)
-    issues: tuple[RowIssue, ...]  # invalid rows (in file order), then duplicate rows
+    issues: Sequence[RowIssue]  # invalid rows (in file order), then duplicate rows
     rows_read: int  # non-blank data rows over all files and sheets
     sources: tuple[SourceInfo, ...]
 

@@ -16,8 +16,8 @@ import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from itertools import chain, islice
-from operator import attrgetter, methodcaller
+from itertools import chain, islice, repeat
+from operator import methodcaller
 from pathlib import Path
 from typing import Any, BinaryIO, Final, NamedTuple, Protocol
 
@@ -26,6 +26,7 @@ import polars as pl
 from sync import xlsx
 from sync.files import atomic_path, through_pipe, write_atomic
 from sync.models import RowIssue
+from sync.table import column
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _FORMULA_CHARS = frozenset(_FORMULA_START)  # `x[:1] in` this: "" is not in it
@@ -105,6 +106,35 @@ def issue_record(issue: RowIssue) -> Record:
     )
 
 
+def issue_batches(issues: Sequence[RowIssue]) -> Iterator[RecordBatch]:
+    """The records of these issues (as `issue_record` makes them), a batch at a time, built
+    column-wise (a Table's columns are read as they are)."""
+    for at in range(0, len(issues), BATCH):
+        chunk = issues[at : at + BATCH]
+        n = len(chunk)
+        origins = column(chunk, "origin")
+        reasons = [
+            r if w is None or (kept := str(w)) in r else f"{r} (kept: {kept})"
+            for r, w in zip(column(chunk, "reason"), column(chunk, "winner"), strict=True)
+        ]
+        yield RecordBatch(
+            [
+                column(origins, "file"),
+                [s or "" for s in column(origins, "sheet")],
+                column(origins, "row"),
+                column(chunk, "raw_phone"),
+                [p or "" for p in column(chunk, "phone")],
+                column(chunk, "name"),
+                list(repeat("", n)),
+                column(chunk, "kind"),
+                list(repeat("skipped", n)),
+                reasons,
+                list(repeat(None, n)),
+                list(repeat(0, n)),
+            ]
+        )
+
+
 def safe_record(r: Record) -> Record:
     """The record with its free-text cells neutralised. A hot path at a million rows: a cheap
     test first, and a raw phone such as `+44 7911 123456` (the usual trigger) stays as it is."""
@@ -136,7 +166,7 @@ def write_rejected(path: Path, issues: Sequence[RowIssue]) -> None:
     as csv.writer's, every cell neutralised like `safe_cell`): at a million rows a file can hold
     hundreds of thousands of invalid rows."""
     head = ("file", "sheet", "row", "reason")
-    layouts = dict.fromkeys(tuple(i.columns) for i in issues)  # one per source, usually
+    layouts = dict.fromkeys(map(tuple, column(issues, "columns")))  # one per source, usually
     original_cols = [c for c in dict.fromkeys(chain.from_iterable(layouts)) if c not in head]
     header = io.StringIO()
     csv.writer(header).writerow([*original_cols, *head])
@@ -144,15 +174,15 @@ def write_rejected(path: Path, issues: Sequence[RowIssue]) -> None:
         fh.write(header.getvalue().encode())
         for at in range(0, len(issues), BATCH):
             chunk = issues[at : at + BATCH]
-            cells = list(map(attrgetter("columns"), chunk))
-            origins = list(map(attrgetter("origin"), chunk))
+            cells = column(chunk, "columns")
+            origins = column(chunk, "origin")
             columns: list[Sequence[object]] = [
                 list(map(methodcaller("get", c, ""), cells)) for c in original_cols
             ]
-            columns.append(list(map(attrgetter("file"), origins)))
-            columns.append([s or "" for s in map(attrgetter("sheet"), origins)])
-            columns.append(list(map(attrgetter("row"), origins)))
-            columns.append(list(map(attrgetter("reason"), chunk)))
+            columns.append(column(origins, "file"))
+            columns.append([s or "" for s in column(origins, "sheet")])
+            columns.append(column(origins, "row"))
+            columns.append(column(chunk, "reason"))
             row_at = len(original_cols) + 2
             text = [j for j in range(len(columns)) if j != row_at]
             frame = pl.DataFrame(

@@ -29,7 +29,6 @@ from typing import Any, Final
 import phonenumbers
 
 from sync import __version__
-from sync.bulk import build
 from sync.codehash import code_digest
 from sync.mapping import Mapping
 from sync.models import DesiredContact, Origin, RowIssue
@@ -156,10 +155,6 @@ def _encode(r: IngestResult) -> Iterator[Callable[[], Any]]:
     ]
 
 
-def _origins(cols: Sequence[Sequence[Any]]) -> list[Origin]:
-    return build(Origin, len(cols[2]), cols)
-
-
 def _decode(parts: list[Any]) -> IngestResult:
     (rows_read, sources), *rest = parts
     phone, name, groups, raw, kind, ext, notes, *rest = rest
@@ -187,16 +182,29 @@ def _decode(parts: list[Any]) -> IngestResult:
             "notes": notes,
         },
     )
-    winners = [None if w is None else Origin(*w) for w in winners_at]
-    i_origins = _origins((i_file, i_sheet, i_row))
-    issues = build(
+    winners: Table[Origin | None] = Table(
+        Origin,
+        {
+            "file": [w and w[0] for w in winners_at],
+            "sheet": [w and w[1] for w in winners_at],
+            "row": [w and w[2] for w in winners_at],
+        },
+        optional="file",
+    )
+    issues: Table[RowIssue] = Table(
         RowIssue,
-        len(i_kind),
-        [i_origins, i_kind, reason, i_raw, i_name, i_phone, winners, columns],
+        {
+            "origin": Table(Origin, {"file": i_file, "sheet": i_sheet, "row": i_row}),
+            "kind": i_kind,
+            "reason": reason,
+            "raw_phone": i_raw,
+            "name": i_name,
+            "phone": i_phone,
+            "winner": winners,
+            "columns": columns,
+        },
     )
-    return IngestResult(
-        contacts, tuple(issues), int(rows_read), tuple(SourceInfo(*s) for s in sources)
-    )
+    return IngestResult(contacts, issues, int(rows_read), tuple(SourceInfo(*s) for s in sources))
 
 
 def ingest_cached(

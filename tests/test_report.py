@@ -29,6 +29,7 @@ from sync.report import (
     write_summary_md,
     write_xlsx,
 )
+from sync.table import Table
 
 
 @pytest.mark.parametrize(
@@ -292,6 +293,41 @@ def test_rejected_is_what_csv_writer_writes(
     assert (tmp_path / "rejected.csv").read_bytes() == _rejected_as_csv_writer_writes_it(issues)
     write_rejected(tmp_path / "none.csv", [])
     assert (tmp_path / "none.csv").read_bytes() == _rejected_as_csv_writer_writes_it([])
+    write_rejected(tmp_path / "table.csv", _issue_table(issues))  # as a snapshot holds them
+    assert (tmp_path / "table.csv").read_bytes() == _rejected_as_csv_writer_writes_it(issues)
+
+
+def _issue_table(issues: list[RowIssue]) -> Table[RowIssue]:
+    """The issues column-wise, as an ingest snapshot holds them."""
+    cols = {f: [getattr(i, f) for i in issues] for f in RowIssue.__slots__}
+    parts = ("file", "sheet", "row")
+    cols["origin"] = Table(Origin, {f: [getattr(o, f) for o in cols["origin"]] for f in parts})
+    winners = {f: [getattr(w, f, None) for w in cols["winner"]] for f in parts}
+    cols["winner"] = Table(Origin, winners, optional="file")
+    table: Table[RowIssue] = Table(RowIssue, cols)
+    assert list(table) == issues
+    return table
+
+
+def test_issue_records_are_made_column_wise_as_one_by_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(report, "BATCH", 3)
+    a, b = Origin("a.csv", None, 2), Origin("b.xlsx", "S", 9)
+    issues = [
+        RowIssue(a, "invalid", "too short for region PK", "0300", "Ali"),
+        RowIssue(
+            b, "duplicate", "same phone as a.csv:2", "+923001112233", "Bo", "+923001112233", a
+        ),
+        RowIssue(b, "duplicate", "same phone", "03001112233", "=cmd", "+923001112233", a),
+        RowIssue(a, "invalid", "=x", "=1+1", ""),
+    ]
+    for given in (issues, _issue_table(issues)):
+        batches = list(report.issue_batches(given))
+        assert [len(b) for b in batches] == [3, 1]
+        rows = [r for b in batches for r in zip(*b.columns, strict=True)]
+        assert rows == [tuple(report.issue_record(i)) for i in issues]
+    assert rows[2][COLUMNS.index("reason")] == "same phone (kept: a.csv:2)"
 
 
 def test_files_are_owner_only_and_atomic(tmp_path: Path) -> None:
