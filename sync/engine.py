@@ -51,7 +51,7 @@ from sync.errors import (
     SyncError,
     TransientError,
 )
-from sync.files import atomic_path, private_dir
+from sync.files import DirectWriter, atomic_path, private_dir
 from sync.lock import account_lock, lock_path
 from sync.logs import get_logger, register_secret
 from sync.mapping import load_mapping
@@ -445,7 +445,7 @@ def _write_plan(run: _Run) -> Path:
     body = run.plan.to_json()
     entries = body.pop("entries")
     path = private_dir(run.report_dir) / "plan.json"
-    with atomic_path(path) as tmp, tmp.open("wb") as fh:
+    with atomic_path(path) as tmp, DirectWriter(tmp) as fh:
         fh.write(orjson.dumps(meta)[:-1] + b',\n"plan": ' + orjson.dumps(body)[:-1])
         fh.write(b',\n"entries": [')
         for i in range(0, len(entries), 10_000):

@@ -2,19 +2,27 @@
 
 Reports and plans hold personal data (names, phones), so they are created mode 0600 in
 directories created 0700. `through_pipe` lets a native writer (polars) stream into a file we
-hold open.
+hold open; `DirectWriter` writes a large output without keeping it in the page cache.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
+import mmap
 import os
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import TracebackType
 from typing import IO, Any
+
+try:
+    import fcntl
+except ImportError:  # not on Windows, which has no O_DIRECT either
+    fcntl = None  # type: ignore[assignment]
 
 
 def _pipe_paths() -> bool:
@@ -115,3 +123,100 @@ def through_pipe(write: Callable[[str | IO[bytes]], Any], sink: Callable[[bytes]
         thread.join()
         if failed:
             raise failed[0]
+
+
+_O_DIRECT: int = getattr(os, "O_DIRECT", 0) if fcntl is not None else 0
+_BLOCK = 1 << 20  # a direct write's size: a multiple of any device's block size (512 B-4 KiB)
+
+
+class DirectWriter:
+    """A new file written front to back, past the page cache where the system allows
+    (`O_DIRECT`, in aligned blocks of 1 MiB; the last, partial block the usual way).
+
+    The reports and plan.json of a million-row run are ~0.5 GB written once, made durable
+    (`atomic_path` fsyncs them) and rarely read back soon. Through the page cache each run took
+    0.5 GB of fresh pages (evicting what other programs keep there), and on a VM whose memory
+    the host takes back when free (balloon free-page reporting) every fresh page costs a fault
+    in the host: writing 520 MB and fsyncing took 1.2-1.6 s here, direct 0.23-0.26 s. Where
+    O_DIRECT is missing or refused (tmpfs on older kernels, macOS, Windows), or a direct write
+    fails with EINVAL, it writes the usual way: the same bytes either way."""
+
+    def __init__(self, path: Path) -> None:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0)
+        self._direct = bool(_O_DIRECT)
+        try:
+            self._fd = os.open(path, flags | _O_DIRECT, 0o600)
+        except OSError as exc:
+            if not self._direct or exc.errno != errno.EINVAL:
+                raise
+            self._direct = False
+            self._fd = os.open(path, flags, 0o600)
+        self._buf = mmap.mmap(-1, _BLOCK)  # page-aligned, as O_DIRECT wants
+        self._used = 0
+        self.name = str(path)
+
+    @property
+    def direct(self) -> bool:
+        """Whether the writes so far went past the page cache."""
+        return self._direct
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        with memoryview(data) as view, view.cast("B") as src:
+            at, size = 0, len(src)
+            while at < size:
+                take = min(_BLOCK - self._used, size - at)
+                self._buf[self._used : self._used + take] = src[at : at + take]
+                self._used += take
+                at += take
+                if self._used == _BLOCK:
+                    self._write_all(self._buf)
+                    self._used = 0
+            return size
+
+    def _write_all(self, data: mmap.mmap | memoryview) -> None:
+        with memoryview(data) as view:
+            while view:
+                try:
+                    done = os.write(self._fd, view)
+                except OSError as exc:
+                    if not self._direct or exc.errno != errno.EINVAL:
+                        raise
+                    self._buffered()  # this file system takes no direct write after all
+                    continue
+                view = view[done:]
+                if done % _BLOCK:  # a short write: the offset is no longer aligned
+                    self._buffered()
+
+    def _buffered(self) -> None:
+        if self._direct:
+            flags = fcntl.fcntl(self._fd, fcntl.F_GETFL)
+            fcntl.fcntl(self._fd, fcntl.F_SETFL, flags & ~_O_DIRECT)
+            self._direct = False
+
+    def close(self) -> None:
+        """Write what is left (unaligned: the usual way) and close. Idempotent."""
+        if self._fd < 0:
+            return
+        try:
+            if self._used:
+                self._buffered()
+                with memoryview(self._buf) as view:
+                    self._write_all(view[: self._used])
+        finally:
+            os.close(self._fd)
+            self._fd = -1
+            # after a failed write, its traceback may still hold a view of the buffer: the
+            # buffer is then freed with the last view instead
+            with contextlib.suppress(BufferError):
+                self._buf.close()
+
+    def __enter__(self) -> DirectWriter:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -24,7 +24,7 @@ from typing import Any, BinaryIO, Final, NamedTuple, Protocol
 import polars as pl
 
 from sync import xlsx
-from sync.files import atomic_path, through_pipe, write_atomic
+from sync.files import DirectWriter, atomic_path, through_pipe, write_atomic
 from sync.models import RowIssue
 from sync.table import column
 
@@ -195,7 +195,7 @@ def write_rejected(path: Path, issues: Sequence[RowIssue]) -> None:
             _write_csv_rows(frame, fh)
 
 
-def _write_csv_rows(frame: pl.DataFrame, fh: BinaryIO) -> None:
+def _write_csv_rows(frame: pl.DataFrame, fh: BinaryIO | DirectWriter) -> None:
     """The frame's rows as csv.writer writes them: CRLF, minimal quoting, empty cells bare."""
     # polars quotes an empty string to tell it from a null; csv.writer leaves both bare
     frame = frame.with_columns(
@@ -311,7 +311,7 @@ class _CsvSink:
     """report.csv, as csv.writer would write it (CRLF, minimal quoting, empty cells bare)."""
 
     def __init__(self, tmp: Path) -> None:
-        self._fh = tmp.open("wb")
+        self._fh = DirectWriter(tmp)
         self._fh.write(",".join(COLUMNS).encode() + b"\r\n")
 
     def add(self, batch: RecordBatch) -> None:
@@ -335,7 +335,8 @@ class _JsonSink:
     _SEP: Final = b",\n  "
 
     def __init__(self, tmp: Path) -> None:
-        self._fh = tmp.open("w+b")
+        self._tmp = tmp
+        self._fh = DirectWriter(tmp)
         self._fh.write(b" " * self.ROOM + b',\n "records": [')
         self._held = b"\n  "  # what goes before the next record, if one comes
 
@@ -358,10 +359,10 @@ class _JsonSink:
             b'{"summary": '
             + json.dumps(summary, indent=2, ensure_ascii=False, default=str).encode()
         )
-        with self._fh as fh:
-            fh.write(b"\n ]\n}\n")
+        with self._fh as out:
+            out.write(b"\n ]\n}\n")
+        with self._tmp.open("r+b") as fh:
             if len(head) <= self.ROOM:
-                fh.seek(0)
                 fh.write(head + b" " * (self.ROOM - len(head)))
                 return
             _prepend(fh, head, self.ROOM)

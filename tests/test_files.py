@@ -154,3 +154,87 @@ def test_without_pipe_paths_the_output_is_buffered(monkeypatch: pytest.MonkeyPat
     got: list[bytes] = []
     through_pipe(write, got.append)
     assert got == [b"all at once"] and len(targets) == 1
+
+
+# -- DirectWriter ----------------------------------------------------------------------------------
+
+_ONE_MIB = 1 << 20
+
+
+@pytest.mark.parametrize(
+    "sizes",
+    [
+        [],
+        [5],
+        [_ONE_MIB],
+        [_ONE_MIB - 1, 2, _ONE_MIB + 3],
+        [3 * _ONE_MIB + 17],
+        [1000] * 3000,
+    ],
+)
+def test_direct_writer_writes_exactly_what_it_was_given(tmp_path: Path, sizes: list[int]) -> None:
+    data = _payload(sum(sizes))
+    out = tmp_path / "out.bin"
+    with files.DirectWriter(out) as w:
+        at = 0
+        for n in sizes:
+            assert w.write(memoryview(data)[at : at + n]) == n
+            at += n
+    assert out.read_bytes() == data
+    assert out.stat().st_mode & 0o777 == 0o600
+
+
+def test_direct_writer_writes_the_usual_way_where_o_direct_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_open = files.os.open
+
+    def no_direct(path: Any, flags: int, mode: int = 0o777) -> int:
+        if flags & files._O_DIRECT:
+            raise OSError(files.errno.EINVAL, "Invalid argument")
+        return real_open(path, flags, mode)
+
+    monkeypatch.setattr(files, "_O_DIRECT", 0x4000)
+    monkeypatch.setattr(files.os, "open", no_direct)
+    data = _payload(2 * _ONE_MIB + 5)
+    with files.DirectWriter(tmp_path / "out.bin") as w:
+        assert not w.direct
+        w.write(data)
+    assert (tmp_path / "out.bin").read_bytes() == data
+
+
+@pytest.mark.skipif(not files._O_DIRECT, reason="no O_DIRECT on this system")
+def test_direct_writer_falls_back_when_a_direct_write_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file system may take the open but refuse the write (EINVAL): the rest goes the usual
+    way, nothing lost."""
+    real_write = files.os.write
+    refused: list[int] = []
+
+    def picky(fd: int, data: Any) -> int:
+        flags = files.fcntl.fcntl(fd, files.fcntl.F_GETFL)
+        if flags & files._O_DIRECT and not refused:
+            refused.append(fd)
+            raise OSError(files.errno.EINVAL, "Invalid argument")
+        return real_write(fd, data)
+
+    monkeypatch.setattr(files.os, "write", picky)
+    data = _payload(3 * _ONE_MIB + 11)
+    with files.DirectWriter(tmp_path / "out.bin") as w:
+        w.write(data)
+        assert refused and not w.direct
+    assert (tmp_path / "out.bin").read_bytes() == data
+
+
+def test_direct_writer_raises_other_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def full(fd: int, data: Any) -> int:
+        raise OSError(files.errno.ENOSPC, "No space left on device")
+
+    w = files.DirectWriter(tmp_path / "out.bin")
+    monkeypatch.setattr(files.os, "write", full)
+    with pytest.raises(OSError, match="No space left"):
+        w.write(_payload(_ONE_MIB))
+    with pytest.raises(OSError, match="No space left"):
+        w.close()  # the tail; the descriptor is closed all the same
+    w.close()  # idempotent
