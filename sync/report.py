@@ -16,6 +16,7 @@ import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
 from itertools import chain, islice, repeat
 from operator import methodcaller
 from pathlib import Path
@@ -310,6 +311,8 @@ class RecordBatch:
 class _CsvSink:
     """report.csv, as csv.writer would write it (CRLF, minimal quoting, empty cells bare)."""
 
+    beside = True
+
     def __init__(self, tmp: Path) -> None:
         self._fh = DirectWriter(tmp)
         self._fh.write(",".join(COLUMNS).encode() + b"\r\n")
@@ -330,6 +333,7 @@ class _JsonSink:
     room kept for the summary, which is written into that room at the end and padded with
     spaces (JSON whitespace). A summary too big for the room moves the records once."""
 
+    beside = False
     ROOM: Final = 8 * 1024  # a summary is ~1 KB; a long refusal or verify error fits too
 
     _SEP: Final = b",\n  "
@@ -408,6 +412,8 @@ class _XlsxSink:
     each with a frozen, filtered header and phones as text. A sheet that would pass Excel's row
     limit ends with a note pointing to report.csv."""
 
+    beside = False
+
     def __init__(self, tmp: Path) -> None:
         self._tmp = tmp
         # the per-cell XML work runs in a helper process, beside the CSV and JSON writers here
@@ -474,6 +480,8 @@ class _XlsxSink:
 
 
 class _Sink(Protocol):
+    beside: bool  # whether its `add` may run on another thread beside the other sinks'
+
     def add(self, batch: RecordBatch) -> None: ...
     def close(self, summary: Mapping[str, Any], rows: Sequence[tuple[str, object]]) -> None: ...
     def abort(self) -> None: ...
@@ -519,12 +527,29 @@ def write_records(
             if isinstance(sink, _XlsxSink):
                 for batch in tail:
                     sink.take_ahead(batch)
+        pool = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="report"))
         for batch in batches:
-            for sink in sinks:
-                sink.add(batch)
+            _add(batch, sinks, pool)
         summary, rows = finish()
         for sink in sinks:
             sink.close(summary, rows)
+
+
+def _add(batch: RecordBatch, sinks: Sequence[_Sink], pool: ThreadPoolExecutor) -> None:
+    """Hand the batch to every sink, the `beside` ones on the pool's thread while the others
+    work here: polars formats without the GIL, so report.csv and report.json are made at once
+    (warm 1M run: report stage 1.70 -> 1.45-1.50 s). The batch's lazy parts are made first,
+    so the sinks only read it; one batch is in flight at a time."""
+    batch.safe_columns()
+    beside = [pool.submit(sink.add, batch) for sink in sinks if sink.beside]
+    try:
+        for sink in sinks:
+            if not sink.beside:
+                sink.add(batch)
+    finally:
+        wait(beside)  # on an error here too: no write may go on into a file being removed
+    for done in beside:
+        done.result()
 
 
 def write_csv(path: Path, records: Iterable[Record]) -> None:

@@ -9,8 +9,11 @@ import stat
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import openpyxl
 import pytest
@@ -512,4 +515,38 @@ def test_a_failed_report_leaves_no_helper_and_no_file(
     with pytest.raises(RuntimeError, match="went away"):
         write_xlsx(tmp_path / "r.xlsx", [], broken())
     assert started and started[0]._proc.returncode is not None
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_sinks_beside_the_others_fail_or_finish_before_any_file_goes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """report.csv is written on a thread beside report.json and report.xlsx: its failure is
+    raised here, and a failure here waits for it, so nothing writes into a removed file."""
+    batches = list(report.batched(records()))
+    real_add = report._CsvSink.add
+
+    def csv_fails(self: Any, batch: report.RecordBatch) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(report._CsvSink, "add", csv_fails)
+    with pytest.raises(OSError, match="No space left"):
+        report.write_records(tmp_path, batches, lambda: ({}, []))
+    assert list(tmp_path.iterdir()) == []
+
+    finished: list[str] = []
+
+    def csv_slow(self: Any, batch: report.RecordBatch) -> None:
+        time.sleep(0.3)
+        real_add(self, batch)
+        finished.append(threading.current_thread().name)
+
+    def json_fails(self: Any, batch: report.RecordBatch) -> None:
+        raise RuntimeError("the JSON went away")
+
+    monkeypatch.setattr(report._CsvSink, "add", csv_slow)
+    monkeypatch.setattr(report._JsonSink, "add", json_fails)
+    with pytest.raises(RuntimeError, match="went away"):
+        report.write_records(tmp_path, batches, lambda: ({}, []))
+    assert finished and finished[0] != threading.current_thread().name
     assert list(tmp_path.iterdir()) == []
