@@ -15,6 +15,10 @@ Every measured thing is a fresh child process, so start-up is included and memor
   started by a tiny launcher (`python -S`, ~10 MB) rather than from this process. PSS, not a
   sum of RSS: forked pool workers share their parent's pages, which RSS counts once per process
   and PSS divides among them.
+  Even so, the sampler slows what it watches: a warm 1M-row plan has one child (the report.xlsx
+  helper) for exactly its report stage, and walking the 700 MB parent every 10 ms then stalls
+  it. Timed runs therefore pass `sample_every=None` (peak: the command's ru_maxrss alone), and
+  the cases measure memory in a run of its own.
 """
 
 from __future__ import annotations
@@ -87,9 +91,10 @@ def run_child(
     *,
     env: dict[str, str] | None = None,
     cwd: Path | None = None,
-    sample_every: float = 0.01,
+    sample_every: float | None = 0.01,
 ) -> ChildRun:
-    """Run `argv` to completion; its wall time, peak RSS, exit code and output."""
+    """Run `argv` to completion; its wall time, peak RSS, exit code and output. With
+    `sample_every=None` nothing watches the process tree: the peak is the command's own."""
     full_env = {**os.environ, **(env or {})}
     # No fixed PYTHONHASHSEED: measure the program as it is run. (A cold 1M plan once peaked at
     # 1,174 MB with PYTHONHASHSEED=0 and 783-788 MB with other seeds: values were normalised in
@@ -125,14 +130,16 @@ def run_child(
                         tree = ps.children(recursive=True)
                         if len(tree) > 1:
                             peak[0] = max(peak[0], sum(map(_pss, tree)))
-                    stop.wait(sample_every)
+                    stop.wait(sample_every or 0.01)
 
             sampler = threading.Thread(target=sample, daemon=True)
-            sampler.start()
+            if sample_every is not None:
+                sampler.start()
             _, status, _usage = os.wait4(proc.pid, 0)
             wall = time.perf_counter() - t0
             stop.set()
-            sampler.join()
+            if sample_every is not None:
+                sampler.join()
             with contextlib.suppress(OSError, ValueError):
                 peak[1] = int(maxrss_path.read_text())
             proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
