@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from itertools import compress, repeat
 from operator import attrgetter
@@ -32,8 +32,9 @@ from sync.table import Table, column, concat, take, where
 Action = Literal["create", "delete", "replace", "unchanged", "drift", "skip_optout", "keep"]
 WRITE_ACTIONS = frozenset({"create", "delete", "replace"})
 # 1: entries as objects; 2: entries as arrays in ENTRY_FIELDS order; 3: arrays in SAVED_FIELDS
-# order, the origin flattened (file, sheet, row) and its file an index into the plan's `files`
-PLAN_FORMAT = 3
+# order, the origin flattened (file, sheet, row) and its file an index into the plan's `files`;
+# 4: as 3, column-wise: `columns` maps each of SAVED_FIELDS to one array, a value per write
+PLAN_FORMAT = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,28 +80,27 @@ SAVED_FIELDS: tuple[str, ...] = (*_BEFORE_ORIGIN, "file", "sheet", "row", *_AFTE
 NO_ORIGIN: Final = Origin(None, None, None)  # type: ignore[arg-type]  # a remote-only entry's
 
 
-def saved_rows(entries: Sequence[Entry]) -> tuple[list[str], list[tuple[Any, ...]]]:
-    """The entries as plan format 3 saves them, built column-wise; and the file names their
-    `file` indexes. (At a million entries, an origin object orjson writes with its keys made
-    plan.json half as large again and its writing ~40% slower.)"""
+def saved_columns(entries: Sequence[Entry]) -> tuple[list[str], dict[str, Sequence[Any]]]:
+    """The entries as plan format 4 saves them: a column per field of `SAVED_FIELDS`, the origin
+    flattened; and the file names the `file` column indexes. (At a million writes, arrays per
+    entry took twice as long to make and write: a tuple per entry, then a pass to put each on a
+    line of its own.)"""
     origins = column(entries, "origin")
     files = column(origins, "file", NO_ORIGIN)
     names = [f for f in dict.fromkeys(files) if f is not None]
     at: dict[str | None, int | None] = {f: i for i, f in enumerate(names)}
     at[None] = None
-    columns: list[Iterable[Any]] = [column(entries, f) for f in _BEFORE_ORIGIN]
-    columns.append(map(at.__getitem__, files))
-    columns.append(column(origins, "sheet", NO_ORIGIN))
-    columns.append(column(origins, "row", NO_ORIGIN))
-    columns += [column(entries, f) for f in _AFTER_ORIGIN]
-    return names, list(zip(*columns, strict=True))
+    columns = {f: column(entries, f) for f in _BEFORE_ORIGIN}
+    columns["file"] = list(map(at.__getitem__, files))
+    columns["sheet"] = column(origins, "sheet", NO_ORIGIN)
+    columns["row"] = column(origins, "row", NO_ORIGIN)
+    columns.update((f, column(entries, f)) for f in _AFTER_ORIGIN)
+    return names, columns
 
 
-def _saved_table(files: Sequence[str], rows: Sequence[Sequence[Any]]) -> Table[Entry]:
-    """The entries plan format 3 saved (arrays in `SAVED_FIELDS` order), column-wise."""
-    cols: dict[str, list[Any]] = {f: [] for f in SAVED_FIELDS}
-    if rows:
-        cols = dict(zip(SAVED_FIELDS, map(list, zip(*rows, strict=True)), strict=True))
+def _saved_table(files: Sequence[str], columns: Mapping[str, Sequence[Any]]) -> Table[Entry]:
+    """The entries plan formats 3 and 4 saved (a column per field of `SAVED_FIELDS`)."""
+    cols = {f: list(columns[f]) for f in SAVED_FIELDS}
     for f in ("groups", "old_groups"):
         cols[f] = list(map(tuple, cols[f]))
     origin = {
@@ -109,6 +109,13 @@ def _saved_table(files: Sequence[str], rows: Sequence[Sequence[Any]]) -> Table[E
         "row": cols.pop("row"),
     }
     return Table(Entry, {**cols, "origin": Table(Origin, origin, optional="file")})
+
+
+def _rows_to_columns(rows: Sequence[Sequence[Any]]) -> dict[str, Sequence[Any]]:
+    """Format 3's arrays, one per entry, as columns."""
+    if not rows:
+        return {f: [] for f in SAVED_FIELDS}
+    return dict(zip(SAVED_FIELDS, zip(*rows, strict=True), strict=True))
 
 
 def _entry(head: Sequence[Any], origin: Origin | None, raw: str) -> Entry:
@@ -160,7 +167,7 @@ class Plan:
     def to_json(self) -> dict[str, Any]:
         """The saved form (for orjson): only the writes are kept, plus the counts; enough to
         execute it."""
-        files, rows = saved_rows(self.select(*WRITE_ACTIONS))
+        files, columns = saved_columns(self.select(*WRITE_ACTIONS))
         return {
             "format": PLAN_FORMAT,
             "mode": self.mode,
@@ -170,10 +177,11 @@ class Plan:
             "in_scope": self.in_scope,
             "counts": self.counts,
             "fields": list(SAVED_FIELDS),
-            # arrays, not objects, the origin flattened: at 1M entries, 248 MB as objects
-            # (format 1), 160 MB as arrays holding origin objects (2), 103 MB as these (3)
+            # the origin flattened, its file an index: at 1M entries, 248 MB as objects (format
+            # 1), 160 MB as arrays holding origin objects (2), 103 MB as flat arrays (3), 99 MB
+            # as these columns
             "files": files,
-            "entries": rows,
+            "columns": columns,
         }
 
     @classmethod
@@ -184,8 +192,10 @@ class Plan:
             entries = tuple(Entry.from_json(e) for e in data["entries"])
         elif fmt == 2 and tuple(data.get("fields", ())) == ENTRY_FIELDS:
             entries = tuple(map(Entry.from_row, data["entries"]))
+        elif fmt == 3 and tuple(data.get("fields", ())) == SAVED_FIELDS:
+            entries = _saved_table(data["files"], _rows_to_columns(data["entries"]))
         elif fmt == PLAN_FORMAT and tuple(data.get("fields", ())) == SAVED_FIELDS:
-            entries = _saved_table(data["files"], data["entries"])
+            entries = _saved_table(data["files"], data["columns"])
         else:
             raise ConfigError(
                 f"plan format {fmt!r} is not one this version reads (1 to {PLAN_FORMAT})",

@@ -365,15 +365,22 @@ def test_saved_plan_file_streams_and_round_trips(tmp_path: Path) -> None:
     assert doc["run_id"] == run.run_id and "s3cret-value" not in json.dumps(doc)
     again = Plan.from_json(doc["plan"])
     assert again.writes == plan.writes and len(again.writes) == 25_001
-    # one entry per line, each an array in the order the file names
-    lines = [line for line in text.splitlines() if line.startswith('["')]
-    assert len(lines) == 25_001
+    # a column per line, in the order the file names, a value per write
+    assert doc["plan"]["format"] == 4
     assert doc["plan"]["fields"] == list(SAVED_FIELDS)
     assert doc["plan"]["files"] == ["a.csv"]
-    first = dict(zip(SAVED_FIELDS, json.loads(lines[0].rstrip(",")), strict=True))
+    columns = doc["plan"]["columns"]
+    assert list(columns) == list(SAVED_FIELDS)
+    assert {len(v) for v in columns.values()} == {25_001}
+    lines = text.splitlines()
+    lines = lines[lines.index('"columns": {') + 1 : -1]
+    assert [json.loads("{" + line.rstrip(",") + "}").popitem()[0] for line in lines] == list(
+        SAVED_FIELDS
+    )
+    first = {f: columns[f][0] for f in SAVED_FIELDS}
     assert first["action"] == "create" and first["phone"] == "+923001100000"
     assert (first["file"], first["sheet"], first["row"]) == (0, None, 2)
-    delete = dict(zip(SAVED_FIELDS, json.loads(lines[-1].rstrip(",")), strict=True))
+    delete = {f: columns[f][-1] for f in SAVED_FIELDS}
     assert delete["action"] == "delete"
     assert (delete["file"], delete["sheet"], delete["row"]) == (None, None, None)
 
@@ -409,9 +416,22 @@ def test_a_format_1_plan_still_loads_and_an_unknown_format_is_refused() -> None:
     assert Plan.from_json(v1).writes == plan.writes
     with pytest.raises(ConfigError, match="plan format 9"):
         Plan.from_json({**v1, "format": 9})
-    v3 = orjson.loads(orjson.dumps(plan.to_json()))
-    with pytest.raises(ConfigError, match="plan format 3"):
-        Plan.from_json({**v3, "fields": ["phone", "action"]})  # not the order this version reads
+    v4 = orjson.loads(orjson.dumps(plan.to_json()))
+    with pytest.raises(ConfigError, match="plan format 4"):
+        Plan.from_json({**v4, "fields": ["phone", "action"]})  # not the order this version reads
+
+
+def test_a_format_3_plan_still_loads() -> None:
+    """Format 3 (an array per entry in SAVED_FIELDS order) as the previous version wrote it."""
+    desired = [want("+923001110001"), want("+923001110002", row=9)]
+    plan = make_plan(desired, [have(2, "+923001110003")], GROUPS, [], mode="mirror")
+    v4 = orjson.loads(orjson.dumps(plan.to_json()))
+    columns = v4.pop("columns")
+    rows = [list(r) for r in zip(*(columns[f] for f in SAVED_FIELDS), strict=True)]
+    v3 = {**v4, "format": 3, "entries": rows}
+    assert rows[1][SAVED_FIELDS.index("row")] == 9 and len(rows) == 3
+    assert Plan.from_json(v3).writes == plan.writes
+    assert Plan.from_json({**v3, "entries": []}).writes == []
 
 
 def test_a_format_2_plan_still_loads() -> None:
