@@ -425,8 +425,21 @@ class _XlsxSink:
         self._dropped = dict.fromkeys(ATTENTION, 0)
         for sheet in self._sheets.values():
             sheet.append(COLUMNS, bold=True)
+        self._wb.open(tmp)
         self._taken: set[int] = set()  # batches taken ahead (`take_ahead`), by id
         self._ahead: set[str] = set()  # the sheets they filled
+
+    def seal_ahead(self) -> None:
+        """The sheets the batches taken ahead filled are finished (`add` refuses rows for them):
+        the helper compresses them into the zip now, beside the other writers, instead of at
+        `close` while the run waits (at a million rows, most of the workbook)."""
+        for title in self._ahead:
+            self._note_dropped(title)
+            self._wb.seal(ATTENTION.index(title) + 1)  # sheet 0 is the Summary
+
+    def _note_dropped(self, title: str) -> None:
+        if n := self._dropped.pop(title, 0):
+            self._sheets[title].append((f"{n} more rows than Excel can hold: see report.csv",))
 
     def take_ahead(self, batch: RecordBatch) -> None:
         """Take one of the last batches before its turn, so the helper works on it while the
@@ -436,12 +449,10 @@ class _XlsxSink:
         self._ahead.update(self._add(batch))
 
     def add(self, batch: RecordBatch) -> None:
-        if id(batch) in self._taken:
-            return
-        if filled := self._ahead.intersection(self._add(batch)):
-            raise RuntimeError(f"report.xlsx: rows for {sorted(filled)} after rows taken ahead")
+        if id(batch) not in self._taken:
+            self._add(batch, ahead=False)
 
-    def _add(self, batch: RecordBatch) -> list[str]:
+    def _add(self, batch: RecordBatch, *, ahead: bool = True) -> list[str]:
         """Each sheet gets its rows as columns (the same as `attention()` per record), so the
         helper process, not this one, does the work per row. The sheets that got rows."""
         filled: list[str] = []
@@ -455,6 +466,10 @@ class _XlsxSink:
                 rows = [i for i in at if outcomes[i] in _FAILED]
             else:
                 rows = [i for i in at if _SHEET_OF_ACTION.get(actions[i]) == title]  # type: ignore[call-overload]
+            if not rows:
+                continue
+            if not ahead and title in self._ahead:
+                raise RuntimeError(f"report.xlsx: rows for {title!r} after rows taken ahead")
             sheet = self._sheets[title]
             room = xlsx.MAX_ROWS - 1 - sheet.rows  # the last row: the note
             if len(rows) > room:
@@ -469,14 +484,12 @@ class _XlsxSink:
         self._summary.append(("what", "value"), bold=True)
         for key, value in rows:
             self._summary.append((key, value if isinstance(value, int) else str(value)))
-        for title, n in self._dropped.items():
-            if n:
-                self._sheets[title].append((f"{n} more rows than Excel can hold: see report.csv",))
+        for title in list(self._dropped):
+            self._note_dropped(title)
         self._wb.save(self._tmp)
 
     def abort(self) -> None:
-        if isinstance(self._wb, xlsx.WorkbookProcess):
-            self._wb.abort()
+        self._wb.abort()
 
 
 class _Sink(Protocol):
@@ -527,6 +540,7 @@ def write_records(
             if isinstance(sink, _XlsxSink):
                 for batch in tail:
                     sink.take_ahead(batch)
+                sink.seal_ahead()
         pool = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="report"))
         for batch in batches:
             _add(batch, sinks, pool)

@@ -13,6 +13,7 @@ CSV and JSON while the XML is made on another core.
 
 from __future__ import annotations
 
+import contextlib
 import marshal
 import re
 import signal
@@ -69,9 +70,12 @@ class Sheet:
         self.rows = 0
         self.width = 0
         self.frozen_header = frozen_header
+        self.sealed = False  # its XML is in the zip already: no row may follow
         self._fh: IO[str] = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115
 
     def append(self, values: Sequence[object], *, bold: bool = False) -> None:
+        if self.sealed:
+            raise ValueError(f"sheet {self.title!r} is sealed: no row may follow")
         if self.rows >= MAX_ROWS:
             raise ValueError(f"sheet {self.title!r} is full ({MAX_ROWS} rows)")
         self.rows += 1
@@ -131,19 +135,49 @@ _BOLD = '" t="inlineStr" s="1"><is><t xml:space="preserve">'
 
 
 class Workbook:
-    """Sheets in the order they are added; `save(path)` writes the zip."""
+    """Sheets in the order they are added; `save(path)` writes the zip. `open(path)` starts the
+    zip early, so that `seal(i)` can compress a finished sheet into it while rows still come
+    for the others (the order of a zip's parts does not matter to a reader)."""
 
     def __init__(self) -> None:
         self.sheets: list[Sheet] = []
+        self._zip: zipfile.ZipFile | None = None
 
     def add_sheet(self, title: str, *, frozen_header: bool = True) -> Sheet:
         sheet = Sheet(title, frozen_header=frozen_header)
         self.sheets.append(sheet)
         return sheet
 
+    def open(self, path: Path) -> None:
+        self._zip = zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1)
+
+    def seal(self, index: int) -> None:
+        """Compress sheet `index` (finished: no row may follow) into the zip now."""
+        if self._zip is None:
+            raise ValueError("seal() needs open(path) first")
+        sheet = self.sheets[index]
+        if not sheet.sealed:
+            sheet.sealed = True
+            self._write_sheet(self._zip, index)
+
+    def abort(self) -> None:
+        """Close the zip, if open, without finishing it (its file is about to be removed)."""
+        if self._zip is not None:
+            with contextlib.suppress(Exception):  # an entry left open, a closed file: moot
+                self._zip.close()
+            self._zip = None
+
+    def _write_sheet(self, zf: zipfile.ZipFile, index: int) -> None:
+        with zf.open(f"xl/worksheets/sheet{index + 1}.xml", "w", force_zip64=True) as out:
+            for part in self.sheets[index].xml_parts():
+                out.write(part.encode("utf-8"))
+
     def save(self, path: Path) -> None:
+        if self._zip is None:
+            self.open(path)
+        assert self._zip is not None
         n = len(self.sheets)
-        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
+        with self._zip as zf:
             zf.writestr("[Content_Types].xml", self._content_types())
             zf.writestr(
                 "_rels/.rels",
@@ -166,10 +200,10 @@ class Workbook:
                 "</Relationships>",
             )
             zf.writestr("xl/styles.xml", _STYLES)
-            for i, sheet in enumerate(self.sheets, 1):
-                with zf.open(f"xl/worksheets/sheet{i}.xml", "w", force_zip64=True) as out:
-                    for part in sheet.xml_parts():
-                        out.write(part.encode("utf-8"))
+            for i, sheet in enumerate(self.sheets):
+                if not sheet.sealed:
+                    sheet.sealed = True
+                    self._write_sheet(zf, i)
 
     def _content_types(self) -> str:
         sheets = "".join(
@@ -361,6 +395,13 @@ class WorkbookProcess:
             self._put(None)
             self._pump.join()
 
+    def open(self, path: Path) -> None:
+        self.send(("open", str(path)))
+
+    def seal(self, index: int) -> None:
+        self.sheets[index].flush()
+        self.send(("seal", index))
+
     def save(self, path: Path) -> None:
         for sheet in self.sheets:
             sheet.flush()
@@ -403,6 +444,10 @@ def serve(inp: IO[bytes], out: IO[bytes]) -> None:
                 sheet.append(values, bold=bold)
         elif kind == "columns":
             book.sheets[args[0]].extend_columns(args[1])
+        elif kind == "open":
+            book.open(Path(args[0]))
+        elif kind == "seal":
+            book.seal(args[0])
         elif kind == "save":
             book.save(Path(args[0]))
             out.write(b"saved")

@@ -11,6 +11,7 @@ import sys
 import textwrap
 import threading
 import time
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -550,3 +551,32 @@ def test_the_sinks_beside_the_others_fail_or_finish_before_any_file_goes(
         report.write_records(tmp_path, batches, lambda: ({}, []))
     assert finished and finished[0] != threading.current_thread().name
     assert list(tmp_path.iterdir()) == []
+
+
+def test_sheets_filled_ahead_are_sealed_early_with_their_excel_limit_note(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sheets the last batches fill are compressed into the zip as soon as they are taken
+    ahead (before the entries' rows arrive), notes included; the workbook reads the same."""
+    monkeypatch.setattr(xlsx, "MAX_ROWS", 4)
+    entries = [record("drift", "skipped", phone=f"+9230011{i:05d}") for i in range(2)]
+    issues = [record("invalid", "skipped", phone=f"+9230022{i:05d}") for i in range(9)]
+    batches = [report.RecordBatch.of(entries), report.RecordBatch.of(issues)]
+    sealed: list[int] = []
+    real_seal = xlsx.WorkbookProcess.seal
+
+    def seal(self: xlsx.WorkbookProcess, index: int) -> None:
+        sealed.append(index)
+        real_seal(self, index)
+
+    monkeypatch.setattr(xlsx.WorkbookProcess, "seal", seal)
+    report.write_records(tmp_path, batches, lambda: ({}, []), tail=batches[1:])
+    assert sealed == [report.ATTENTION.index("Invalid") + 1]
+    with zipfile.ZipFile(tmp_path / "report.xlsx") as zf:
+        names = zf.namelist()
+    invalid_part = f"xl/worksheets/sheet{sealed[0] + 1}.xml"
+    assert names.index(invalid_part) < names.index("xl/workbook.xml"), "written first"
+    wb = openpyxl.load_workbook(tmp_path / "report.xlsx")
+    rows = list(wb["Invalid"].values)
+    assert len(rows) == 4 and rows[-1][0] == "7 more rows than Excel can hold: see report.csv"
+    assert wb["Drift"].max_row == 3
