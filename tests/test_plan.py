@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Sequence
 from operator import attrgetter
 from pathlib import Path
 
@@ -273,9 +274,9 @@ def test_properties(
     mode = "mirror" if mirror else "add"
     scope = scope if mirror else ()
 
-    def plan_for(remote: list[RemoteContact]) -> Plan:
+    def plan_for(remote: list[RemoteContact], wanted: Sequence[DesiredContact] = desired) -> Plan:
         return make_plan(
-            desired,
+            wanted,
             remote,
             GROUPS,
             optouts,
@@ -286,15 +287,7 @@ def test_properties(
 
     plan = plan_for(remote)
     assert plan_for(remote) == plan, "planning twice gives the same plan"
-    from_columns = make_plan(
-        as_table(desired),
-        remote,
-        GROUPS,
-        optouts,
-        mode=mode,
-        scope_groups=scope,
-        replace_changed=replace_changed,
-    )
+    from_columns = plan_for(remote, as_table(desired))
     assert from_columns == plan, "contacts held column-wise (a snapshot) plan the same"
     assert list(from_columns.entries) == list(plan.entries)
     # the column-wise fast path for new contacts: the same entries, in the sources' order, as
