@@ -44,6 +44,8 @@ class Table(Sequence[R], Generic[R]):
             )
         if len({len(c) for c in columns.values()}) > 1:
             raise ValueError(f"the columns of a {cls.__name__} table differ in length")
+        if optional is not None and optional not in names:
+            raise ValueError(f"{optional!r} is not a field of {cls.__name__}")
         self.cls = cls
         self.columns = {n: columns[n] for n in names}
         self.optional = optional

@@ -88,6 +88,8 @@ def test_a_table_refuses_columns_that_do_not_fit() -> None:
         Table(Origin, {"file": ["a"], "sheet": [None]})
     with pytest.raises(ValueError, match="differ in length"):
         Table(Origin, {"file": ["a"], "sheet": [None], "row": [1, 2]})
+    with pytest.raises(ValueError, match="not a field"):
+        Table(Origin, {"file": ["a"], "sheet": [None], "row": [1]}, optional="name")
     table = origins([Origin("a.csv", None, 2)])
     assert table != [Origin("a.csv", None, 3)] and table != "a.csv"
     with pytest.raises(TypeError):
