@@ -126,14 +126,15 @@ _ORIGIN: Final = ("file", "sheet", "row")
 
 # columns of a few distinct values: interned, each value is stored once and the rest refer to
 # it (marshal writes a reference to an object it has written): at a million rows, the number
-# types alone loaded in 67 ms, 5 ms so
-_FEW_VALUES: Final = frozenset({"number_type", "kind", "reason", "file", "sheet"})
+# types alone loaded in 67 ms, 5 ms so. (Issue kinds, files and sheets are shared objects
+# already; these two never hold None.)
+_FEW_VALUES: Final = frozenset({"number_type", "reason"})
 
 
 def _column(items: Sequence[Any], *path: str) -> Callable[[], list[Any]]:
     get = attrgetter(".".join(path))
     if path[-1] in _FEW_VALUES:
-        return lambda: [v if v is None else sys.intern(v) for v in map(get, items)]
+        return lambda: list(map(sys.intern, map(get, items)))
     return lambda: list(map(get, items))
 
 
