@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import gc
 from bisect import bisect_left
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import compress, repeat
 from operator import gt, itemgetter, lt, ne, not_
@@ -40,6 +40,7 @@ from sync.names import (
 from sync.phonecache import normalize_by_region
 from sync.phones import MISSING, MOBILE_TYPES, PhoneResult
 from sync.read import Table, open_tables, pick_rows, read_columns
+from sync.table import Table as Columns
 
 _T = TypeVar("_T")
 
@@ -283,7 +284,7 @@ def _ingest(
         del numbers, columns
     contacts, duplicates = _merge(run.valid, mapping.name_policy)
     issues = _invalid_issues(run.invalid, opened) + duplicates
-    return IngestResult(tuple(contacts), tuple(issues), rows_read, tuple(sources))
+    return IngestResult(contacts, tuple(issues), rows_read, tuple(sources))
 
 
 def _where(table: Table) -> str:
@@ -537,23 +538,25 @@ def _row(
     return (chosen[0], name, groups, raw, chosen[1], chosen[2], tuple(notes))
 
 
-def _merge(valid: _Valid, policy: str) -> tuple[list[DesiredContact], list[RowIssue]]:
-    """One contact per E.164; the name policy picks the winning row, the others become issues."""
+def _merge(valid: _Valid, policy: str) -> tuple[Columns[DesiredContact], list[RowIssue]]:
+    """One contact per E.164; the name policy picks the winning row, the others become issues.
+    The contacts are held column-wise (a million-row file makes no contact object here)."""
     es = valid.e164
     count = len(es)
     first = dict(zip(reversed(es), range(count - 1, -1, -1), strict=True))  # E.164 → first row
     exts = [x or None for x in valid.exts]
+    names = ("phone", "name", "groups", "origin", "raw_phone", "number_type", "extension")
+    columns: list[list[Any]] = [
+        es,
+        valid.names,
+        valid.groups,
+        valid.origins,
+        valid.raws,
+        valid.kinds,
+        exts,
+    ]
     if len(first) == count:  # no duplicates
-        columns: list[Iterable[Any]] = [
-            es,
-            valid.names,
-            valid.groups,
-            valid.origins,
-            valid.raws,
-            valid.kinds,
-            exts,
-        ]
-        return build(DesiredContact, count, [*columns, repeat((), count), valid.notes]), []
+        return _contacts(names, columns, list(repeat((), count)), valid.notes), []
     at_k = range(count)
     later = list(compress(at_k, map(ne, map(first.__getitem__, es), at_k)))  # not a first row
     dups: dict[str, list[int]] = {}
@@ -564,16 +567,9 @@ def _merge(valid: _Valid, policy: str) -> tuple[list[DesiredContact], list[RowIs
     for k in later:
         head[k] = False
     heads = count - len(later)
-    columns = [es, valid.names, valid.groups, valid.origins, valid.raws, valid.kinds, exts]
-    contacts = build(
-        DesiredContact,
-        heads,
-        [
-            *(compress(c, head) for c in columns),
-            repeat((), heads),
-            compress(valid.notes, head),
-        ],
-    )
+    kept = [list(compress(c, head)) for c in columns]
+    duplicates: list[tuple[Origin, ...]] = list(repeat((), heads))
+    notes = list(compress(valid.notes, head))
     issues: list[RowIssue] = []
     for idxs in sorted(dups.values(), key=itemgetter(0)):
         rows = [valid.row(k) for k in idxs]
@@ -584,17 +580,29 @@ def _merge(valid: _Valid, policy: str) -> tuple[list[DesiredContact], list[RowIs
         else:
             win = 0
         merged = tuple(dict.fromkeys(g for r in rows for g in r[2]))
-        e, name, _, origin, raw, kind, ext, notes = rows[win]
-        others = tuple(r[3] for k, r in enumerate(rows) if k != win)
+        e, name, _, origin, raw, kind, ext, note = rows[win]
         at = idxs[0] - bisect_left(later, idxs[0])  # its place among the contacts
-        contacts[at] = DesiredContact(
-            e, name, merged, origin, raw, kind, ext or None, others, notes
-        )
+        for column, value in zip(
+            kept, (e, name, merged, origin, raw, kind, ext or None), strict=True
+        ):
+            column[at] = value
+        duplicates[at] = tuple(r[3] for k, r in enumerate(rows) if k != win)
+        notes[at] = note
         reason = f"same phone {e} as {origin}"
         for k, r in enumerate(rows):
             if k != win:
                 issues.append(RowIssue(r[3], "duplicate", reason, r[4], r[1], e, origin))
-    return contacts, issues
+    return _contacts(names, kept, duplicates, notes), issues
+
+
+def _contacts(
+    names: Sequence[str],
+    columns: Sequence[list[Any]],
+    duplicates: list[tuple[Origin, ...]],
+    notes: list[tuple[str, ...]],
+) -> Columns[DesiredContact]:
+    cols = dict(zip(names, columns, strict=True))
+    return Columns(DesiredContact, {**cols, "duplicates": duplicates, "notes": notes})
 
 
 def _row_shape_hint(table: Table, cells: list[str], reason: str) -> str:

@@ -22,7 +22,6 @@ import os
 import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
-from operator import attrgetter
 from pathlib import Path
 from typing import Any, Final
 
@@ -33,7 +32,7 @@ from sync.codehash import code_digest
 from sync.mapping import Mapping
 from sync.models import DesiredContact, Origin, RowIssue
 from sync.normalize import IngestResult, SourceInfo, ingest
-from sync.table import Table
+from sync.table import Table, column
 
 SCHEMA: Final = 1
 KEEP: Final = 4  # snapshots kept (most recently used first); each is about the sources' size
@@ -132,10 +131,17 @@ _FEW_VALUES: Final = frozenset({"number_type", "reason"})
 
 
 def _column(items: Sequence[Any], *path: str) -> Callable[[], list[Any]]:
-    get = attrgetter(".".join(path))
-    if path[-1] in _FEW_VALUES:
-        return lambda: list(map(sys.intern, map(get, items)))
-    return lambda: list(map(get, items))
+    """A column of the rows (a field of a field: `"origin", "file"`), made when called."""
+
+    def make() -> list[Any]:
+        values: Sequence[Any] = items
+        for name in path:
+            values = column(values, name)
+        if path[-1] in _FEW_VALUES:
+            return list(map(sys.intern, values))
+        return list(values)
+
+    return make
 
 
 def _encode(r: IngestResult) -> Iterator[Callable[[], Any]]:
@@ -145,9 +151,9 @@ def _encode(r: IngestResult) -> Iterator[Callable[[], Any]]:
     yield from (_column(cs, f) for f in _CONTACT)
     yield from (_column(cs, "origin", f) for f in _ORIGIN)
     yield lambda: {
-        i: [(o.file, o.sheet, o.row) for o in c.duplicates]
-        for i, c in enumerate(cs)
-        if c.duplicates
+        i: [(o.file, o.sheet, o.row) for o in others]
+        for i, others in enumerate(column(cs, "duplicates"))
+        if others
     }
     yield from (_column(iss, f) for f in _ISSUE)
     yield from (_column(iss, "origin", f) for f in _ORIGIN)
