@@ -12,6 +12,7 @@ import subprocess
 import sys
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -245,6 +246,51 @@ def test_saved_plan_is_executed_exactly_and_refused_when_stale(remote: Remote) -
     # the remote has changed since `stale` was planned (the create above): refuse
     res = remote.run("apply", "--plan", str(stale))
     assert res.exit_code == 3 and "changed since this plan was made" in res.stderr
+
+
+def _damaged(doc: dict[str, Any], how: str) -> dict[str, Any]:
+    plan = doc["plan"]
+    cols = plan["columns"]
+    if how == "short column":
+        cols["phone"] = cols["phone"][:-1]
+    elif how == "file index":
+        cols["file"] = [7 for _ in cols["file"]]
+    elif how == "groups not arrays":
+        cols["groups"] = [5 for _ in cols["groups"]]
+    elif how == "no columns":
+        del plan["columns"]
+    elif how == "column not an array":
+        cols["action"] = 5
+    return doc
+
+
+@pytest.mark.parametrize(
+    "how",
+    [
+        "truncated",
+        "short column",
+        "file index",
+        "groups not arrays",
+        "no columns",
+        "column not an array",
+    ],
+)
+def test_a_damaged_saved_plan_is_refused_before_any_write(remote: Remote, how: str) -> None:
+    src = remote.csv("c.csv", "Name,Phone\nNew Person,0345 6789012\nOther,0345 6789013\n")
+    out = remote.tmp / "p"
+    assert remote.run("plan", str(src), "--region", "PK", "--report-dir", str(out)).exit_code == 0
+    plan_file = out / "plan.json"
+    if how == "truncated":
+        plan_file.write_bytes(plan_file.read_bytes()[:-40])
+    else:
+        doc = json.loads(plan_file.read_text(encoding="utf-8"))
+        plan_file.write_text(json.dumps(_damaged(doc, how)), encoding="utf-8")
+    remote.store.stats.reset()
+    res = remote.run("apply", "--plan", str(plan_file), "--report-dir", str(remote.tmp / "a"))
+    assert res.exit_code == 2, res.stderr
+    assert "is not a contact-sync plan file" in res.stderr
+    assert "Traceback" not in res.stderr + res.stdout
+    assert remote.store.stats.writes() == 0
 
 
 def test_saved_plan_for_another_account_is_refused(remote: Remote) -> None:
