@@ -299,9 +299,11 @@ def make_plan(
             "raw_phone": column(desired, "raw_phone"),
         },
     )
+    # a remote phone some source row wants is that row's phone, and the row matched: no need
+    # for a set of every desired phone (a million)
+    wanted = set(map(phones.__getitem__, matched_at))
     del matched_at, actions, reasons, remote_ids, old_names, old_groups, origins, wanted_groups
     entries: list[Entry] = []  # remote-only
-    wanted = set(phones)
     del phones
 
     in_scope = 0
