@@ -15,6 +15,7 @@ import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import openpyxl
 import pytest
@@ -603,8 +604,11 @@ _CELL_TEXT = st.text(alphabet=st.sampled_from(list("ab <>&'\"=+-\x01\x0b\ufffeé
         )
     ),
     st.integers(0, 3),
+    st.sampled_from([1, 2, 4096]),
 )
-def test_sheet_columns_make_the_same_xml_as_rows(columns: list[list[object]], before: int) -> None:
+def test_sheet_columns_make_the_same_xml_as_rows(
+    columns: list[list[object]], before: int, at_once: int
+) -> None:
     """`extend_columns` (a column at a time) writes exactly what `append` writes row by row:
     escaping, control characters removed, empty and None cells left out, integers as numbers,
     other values through the row path."""
@@ -614,6 +618,7 @@ def test_sheet_columns_make_the_same_xml_as_rows(columns: list[list[object]], be
             sheet.append(("head", 1), bold=True)
     for row in zip(*columns, strict=True):
         by_rows.append(row)
-    by_columns.extend_columns(columns)
+    with mock.patch.object(xlsx, "_ROWS_AT_ONCE", at_once):  # rendered in slices of rows
+        by_columns.extend_columns(columns)
     assert (by_columns.rows, by_columns.width) == (by_rows.rows, by_rows.width)
     assert "".join(by_columns.xml_parts()) == "".join(by_rows.xml_parts())
