@@ -57,7 +57,7 @@ from sync.logs import get_logger, register_secret
 from sync.mapping import load_mapping
 from sync.models import OptOut, RemoteContact, RemoteGroup
 from sync.normalize import IngestResult
-from sync.plan import NO_ORIGIN, Entry, Plan, check_guards, fingerprint, make_plan
+from sync.plan import Entry, Plan, check_guards, fingerprint, make_plan, origin_columns
 from sync.remote import ClientSettings, WasmsClient
 from sync.report import (
     BATCH,
@@ -494,9 +494,9 @@ def _entry_columns(
     chunk: Sequence[Entry], outcomes: dict[tuple[str, str], Outcome], unapplied: str
 ) -> list[Sequence[Any]]:
     n = len(chunk)
-    origins = column(chunk, "origin")
-    files = [f if f is not None else "(remote)" for f in column(origins, "file", NO_ORIGIN)]
-    sheets = [s or "" for s in column(origins, "sheet", NO_ORIGIN)]
+    files, sheets, rows = origin_columns(chunk)
+    files = [f if f is not None else "(remote)" for f in files]
+    sheets = [s or "" for s in sheets]
     actions = column(chunk, "action")
     outcome = list(map(_SETTLED_OUTCOME.get, actions, repeat(unapplied)))
     reasons = column(chunk, "reason")
@@ -515,7 +515,7 @@ def _entry_columns(
     return [
         files,
         sheets,
-        column(origins, "row", NO_ORIGIN),
+        rows,
         column(chunk, "raw_phone"),
         phones,
         column(chunk, "name"),

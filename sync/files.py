@@ -153,7 +153,6 @@ class DirectWriter:
             self._fd = os.open(path, flags, 0o600)
         self._buf = mmap.mmap(-1, _BLOCK)  # page-aligned, as O_DIRECT wants
         self._used = 0
-        self.name = str(path)
 
     @property
     def direct(self) -> bool:

@@ -77,7 +77,16 @@ _BEFORE_ORIGIN: Final = ENTRY_FIELDS[: ENTRY_FIELDS.index("origin")]
 _AFTER_ORIGIN: Final = ENTRY_FIELDS[ENTRY_FIELDS.index("origin") + 1 :]
 _HEAD: Final = len(_BEFORE_ORIGIN)  # the fields a saved entry holds before its origin
 SAVED_FIELDS: tuple[str, ...] = (*_BEFORE_ORIGIN, "file", "sheet", "row", *_AFTER_ORIGIN)
-NO_ORIGIN: Final = Origin(None, None, None)  # type: ignore[arg-type]  # a remote-only entry's
+_NO_ORIGIN: Final = Origin(None, None, None)  # type: ignore[arg-type]  # a remote-only entry's
+
+
+def origin_columns(entries: Sequence[Entry]) -> list[Sequence[Any]]:
+    """The file, sheet and row of every entry's origin (None for a remote-only entry): an
+    optional Table's own columns, which hold None for such an entry; else read off each."""
+    origins = column(entries, "origin")
+    if not isinstance(origins, Table):
+        origins = [_NO_ORIGIN if o is None else o for o in origins]
+    return [column(origins, f) for f in ("file", "sheet", "row")]
 
 
 def saved_columns(entries: Sequence[Entry]) -> tuple[list[str], dict[str, Sequence[Any]]]:
@@ -85,15 +94,14 @@ def saved_columns(entries: Sequence[Entry]) -> tuple[list[str], dict[str, Sequen
     flattened; and the file names the `file` column indexes. (At a million writes, arrays per
     entry took twice as long to make and write: a tuple per entry, then a pass to put each on a
     line of its own.)"""
-    origins = column(entries, "origin")
-    files = column(origins, "file", NO_ORIGIN)
+    files, sheets, rows = origin_columns(entries)
     names = [f for f in dict.fromkeys(files) if f is not None]
     at: dict[str | None, int | None] = {f: i for i, f in enumerate(names)}
     at[None] = None
     columns = {f: column(entries, f) for f in _BEFORE_ORIGIN}
     columns["file"] = list(map(at.__getitem__, files))
-    columns["sheet"] = column(origins, "sheet", NO_ORIGIN)
-    columns["row"] = column(origins, "row", NO_ORIGIN)
+    columns["sheet"] = sheets
+    columns["row"] = rows
     columns.update((f, column(entries, f)) for f in _AFTER_ORIGIN)
     return names, columns
 

@@ -89,14 +89,10 @@ class Table(Sequence[R], Generic[R]):
         return f"Table({self.cls.__name__}, {len(self)} rows)"
 
 
-def column(rows: Sequence[Any], name: str, missing: object = None) -> Sequence[Any]:
-    """One field of every row: a Table's own column, else read off each object. `missing`, an
-    object whose fields are all None, stands in for a row that is None (an optional Table holds
-    None in every column of such a row)."""
+def column(rows: Sequence[Any], name: str) -> Sequence[Any]:
+    """One field of every row: a Table's own column, else read off each object."""
     if isinstance(rows, Table):
         return rows.columns[name]
-    if missing is not None:
-        rows = [missing if r is None else r for r in rows]
     return list(map(attrgetter(name), rows))
 
 

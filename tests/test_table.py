@@ -7,12 +7,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sync.models import DesiredContact, Origin
-from sync.plan import NO_ORIGIN, Entry
+from sync.plan import Entry, origin_columns
 from sync.table import Table, column, concat, take, where
 
 
 def origins(rows: list[Origin | None]) -> Table[Origin | None]:
-    cols = {f: column(rows, f, NO_ORIGIN) for f in ("file", "sheet", "row")}
+    entries = [Entry("create", "+923001112233", "A", (), origin=o) for o in rows]
+    cols = dict(zip(("file", "sheet", "row"), origin_columns(entries), strict=True))
     return Table(Origin, cols, optional="file")
 
 
@@ -67,7 +68,8 @@ def test_an_optional_row_is_none_where_its_field_is() -> None:
     table = origins(rows)
     assert list(table) == rows and table[1] is None and table[-1] == rows[-1]
     assert column(table, "file") == ["a.csv", None, "b.xlsx"]
-    assert column(rows, "row", NO_ORIGIN) == [2, None, 7]
+    entries = [Entry("create", "+923001112233", "A", (), origin=o) for o in rows]
+    assert origin_columns(entries)[2] == [2, None, 7]
 
 
 def test_concat_keeps_the_columns_and_shapes_a_nested_table() -> None:
