@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from sync import __version__
-from sync.cli import cli
+from sync.cli import cli, exit_status
 
 _CTX = click.Context(cli)
 COMMANDS = cli.list_commands(_CTX)  # through click's API: some commands load when first used
@@ -54,3 +54,9 @@ def test_no_secret_flag_exists() -> None:
             assert not any("secret" in opt for opt in getattr(param, "opts", [])) or (
                 command.name == "emulator"
             )
+
+
+def test_exit_status_is_what_sys_exit_would_make_it(capsys: pytest.CaptureFixture[str]) -> None:
+    assert [exit_status(None), exit_status(0), exit_status(3), exit_status(True)] == [0, 0, 3, 1]
+    assert exit_status("cannot go on") == 1
+    assert capsys.readouterr().err == "cannot go on\n"

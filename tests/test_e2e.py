@@ -459,6 +459,26 @@ def test_json_logs_carry_a_run_id_and_no_secret(remote: Remote) -> None:
     assert SECRET not in res.stderr + res.stdout
 
 
+def test_the_console_script_exits_with_the_runs_code_and_all_its_output(remote: Remote) -> None:
+    """`python -m sync` (the console script) ends by `os._exit` once it has flushed: the run's
+    exit code stands and nothing it printed or logged is lost on the way out."""
+    good = remote.csv("c.csv", "Name,Phone\nAyesha Siddiqui,0301-2345678\n")
+    bad = remote.csv("bad.csv", "Name,Phone\nAyesha,0301-2345678\nNobody,nope\nNo One,12\n")
+    out = remote.tmp / "out"
+    args = ["--region", "PK", "--log-format", "json"]
+    with remote.spawn("apply", str(good), *args, "--report-dir", str(out)) as done:
+        stdout, stderr = done.communicate(timeout=60)
+    assert done.returncode == 0, stderr
+    assert "rows read" in stdout and stdout.rstrip().endswith(f"report: {out}")
+    events = [json.loads(line)["event"] for line in stderr.splitlines()]
+    assert events[-1] == "run.done" and report(out)["summary"]["created"] == 1
+    writes = remote.store.stats.writes()
+    with remote.spawn("apply", str(bad), *args) as refused:
+        stdout, stderr = refused.communicate(timeout=60)
+    assert refused.returncode == 3 and "2 of 3 rows are invalid" in stderr
+    assert remote.store.stats.writes() == writes, "the refused run sent no write"
+
+
 def library_settings(remote: Remote, src: Path) -> Settings:
     """Settings for a library call (`sync.apply`), as an orchestrator would make them."""
     return Settings(
