@@ -18,7 +18,7 @@ import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from itertools import chain, islice, repeat
-from operator import methodcaller
+from operator import itemgetter, methodcaller
 from pathlib import Path
 from typing import Any, BinaryIO, Final, NamedTuple, Protocol
 
@@ -76,7 +76,6 @@ _SHEET_OF_ACTION = {
     "replace": "Deleted",
 }
 _FAILED = frozenset({"failed", "not_attempted", "unverified"})
-_ACTION, _OUTCOME = COLUMNS.index("action"), COLUMNS.index("outcome")
 
 
 def attention(r: Record) -> list[str]:
@@ -299,13 +298,17 @@ class RecordBatch:
     def safe(self) -> pl.DataFrame:
         return _with_changed(self.raw, self.columns, self.safe_columns())
 
-    def attention(self) -> list[int]:
-        """Where the records that belong on an attention sheet are (most belong on none)."""
+    def sheet_rows(self) -> dict[str, list[int]]:
+        """The rows of each attention sheet, in order (what `attention()` says record by record,
+        found by polars: most records belong on none); the sheets without rows left out."""
+        if not len(self):
+            return {}
         frame = self.raw
-        wanted = frame["action"].is_in(list(_SHEET_OF_ACTION)) | frame["outcome"].is_in(
-            list(_FAILED)
-        )
-        return wanted.arg_true().to_list() if len(self) else []
+        actions = frame["action"]
+        found = {"Failed": frame["outcome"].is_in(list(_FAILED))}
+        for title in ATTENTION[1:]:
+            found[title] = actions.is_in([a for a, t in _SHEET_OF_ACTION.items() if t == title])
+        return {t: rows.arg_true().to_list() for t, rows in found.items() if rows.any()}
 
 
 class _CsvSink:
@@ -453,21 +456,14 @@ class _XlsxSink:
             self._add(batch, ahead=False)
 
     def _add(self, batch: RecordBatch, *, ahead: bool = True) -> list[str]:
-        """Each sheet gets its rows as columns (the same as `attention()` per record), so the
-        helper process, not this one, does the work per row. The sheets that got rows."""
+        """Each sheet gets its rows as columns, so the helper process, not this one, does the
+        work per row. The sheets that got rows."""
         filled: list[str] = []
-        at = batch.attention()
-        if not at:
+        sheet_rows = batch.sheet_rows()
+        if not sheet_rows:
             return filled
         cols = batch.safe_columns()
-        actions, outcomes = batch.columns[_ACTION], batch.columns[_OUTCOME]
-        for title in ATTENTION:
-            if title == "Failed":
-                rows = [i for i in at if outcomes[i] in _FAILED]
-            else:
-                rows = [i for i in at if _SHEET_OF_ACTION.get(actions[i]) == title]  # type: ignore[call-overload]
-            if not rows:
-                continue
+        for title, rows in sheet_rows.items():
             if not ahead and title in self._ahead:
                 raise RuntimeError(f"report.xlsx: rows for {title!r} after rows taken ahead")
             sheet = self._sheets[title]
@@ -476,7 +472,7 @@ class _XlsxSink:
                 self._dropped[title] += len(rows) - room
                 rows = rows[:room]
             if rows:
-                sheet.extend_columns([[c[i] for i in rows] for c in cols])
+                sheet.extend_columns(_picked(cols, rows, len(batch)))
                 filled.append(title)
         return filled
 
@@ -490,6 +486,17 @@ class _XlsxSink:
 
     def abort(self) -> None:
         self._wb.abort()
+
+
+def _picked(columns: Sequence[Sequence[object]], rows: list[int], n: int) -> list[Sequence[object]]:
+    """The cells of these rows, column by column: the columns themselves when every one of the
+    `n` rows is wanted (a batch of invalid rows, on the Invalid sheet), else picked in C."""
+    if len(rows) == n:
+        return list(columns)
+    if len(rows) == 1:
+        return [[c[rows[0]]] for c in columns]
+    pick = itemgetter(*rows)
+    return [pick(c) for c in columns]
 
 
 class _Sink(Protocol):

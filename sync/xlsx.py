@@ -353,7 +353,9 @@ class SheetProxy:
             raise ValueError(f"sheet {self._index} is full ({MAX_ROWS} rows)")
         self.flush()
         self.rows += count
-        self._book.send(("columns", self._index, [list(c) for c in columns]))
+        # sent (marshalled) at once: lists and tuples go as they are
+        cols = [c if isinstance(c, list | tuple) else list(c) for c in columns]
+        self._book.send(("columns", self._index, cols))
 
     def flush(self) -> None:
         if self._pending:
