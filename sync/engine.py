@@ -63,8 +63,8 @@ from sync.report import (
     BATCH,
     RecordBatch,
     issue_batches,
+    open_records,
     summary_markdown,
-    write_records,
     write_rejected,
     write_summary_md,
 )
@@ -502,7 +502,7 @@ _AHEAD: Final = 4 * BATCH  # at most this many issue records are made before the
 
 def _record_batches(run: _Run) -> tuple[Iterable[RecordBatch], list[RecordBatch]]:
     """The report's records, a batch at a time: the plan entries, then the invalid and duplicate
-    rows; and those last batches, made first (`write_records`' tail) unless there are more than
+    rows; and those last batches, made first (`open_records`' tail) unless there are more than
     `_AHEAD` of them (a file of a million invalid rows streams them as before: bounded memory)."""
     issues = run.ingested.issues if run.ingested is not None else ()
     if len(issues) > _AHEAD:
@@ -674,23 +674,28 @@ def _write_reports(run: _Run) -> tuple[Path, dict[str, Any]]:
 
 def _write_report_files(run: _Run) -> tuple[Path, dict[str, Any]]:
     out = private_dir(run.report_dir)
-    if run.plan is not None and run.command == "plan":
-        t0 = time.monotonic()
-        _write_plan(run)  # the plan stage's product, timed apart from the reports
-        run.timed("save_plan", t0)
     t0 = time.monotonic()
     issues = run.ingested.issues if run.ingested else ()
-    invalid = list(map("invalid".__eq__, column(issues, "kind")))
-    write_rejected(out / "rejected.csv", where(issues, invalid))
+    batches, tail = _record_batches(run)
     summary: dict[str, Any] = {}
+    with open_records(out, tail=tail) as records:
+        # report.xlsx's helper renders the tail while plan.json is written; the time this
+        # process spent on the reports until now is counted in the report stage's
+        ahead = time.monotonic() - t0
+        if run.plan is not None and run.command == "plan":
+            t1 = time.monotonic()
+            _write_plan(run)  # the plan stage's product, timed apart from the reports
+            run.timed("save_plan", t1)
+        t0 = time.monotonic() - ahead
+        invalid = list(map("invalid".__eq__, column(issues, "kind")))
+        write_rejected(out / "rejected.csv", where(issues, invalid))
 
-    def finish() -> tuple[dict[str, Any], list[tuple[str, object]]]:
-        run.timed("report", t0)
-        summary.update(_summary(run))
-        return summary, summary_rows(summary)
+        def finish() -> tuple[dict[str, Any], list[tuple[str, object]]]:
+            run.timed("report", t0)
+            summary.update(_summary(run))
+            return summary, summary_rows(summary)
 
-    batches, tail = _record_batches(run)  # report.xlsx takes the tail ahead: see write_records
-    write_records(out, batches, finish, tail=tail)
+        records.write(batches, finish)
     title = f"contact-sync {run.command}" + (" — refused" if run.refused else "")
     write_summary_md(out / "summary.md", summary_markdown(title, summary_rows(summary)))
     log.info("report.written", dir=str(out))

@@ -530,14 +530,45 @@ def write_records(
     *,
     tail: Sequence[RecordBatch] = (),
 ) -> None:
-    """Write report.csv, report.json and report.xlsx in ONE pass over the records, a batch at a
-    time (made once, shared by the files), atomically: on any error no file is left
-    half-written. `finish()` gives the summary and its rows once every record was seen.
+    """Write report.csv, report.json and report.xlsx in ONE pass over the records (see
+    `open_records`)."""
+    with open_records(out, names, tail=tail) as records:
+        records.write(batches, finish)
 
-    `tail`: the last batches of `batches` (the same objects), when the caller has them already.
-    report.xlsx takes them first, so its helper process renders them while the CSV and JSON are
-    written (at a million rows, the invalid and duplicate rows come last and are most of the
-    workbook: otherwise the run waits for them at the end)."""
+
+class Records:
+    """The report files, open (`open_records`): `write` them once."""
+
+    def __init__(self, sinks: Sequence[_Sink], pool: ThreadPoolExecutor) -> None:
+        self._sinks = sinks
+        self._pool = pool
+        self.written = False
+
+    def write(self, batches: Iterable[RecordBatch], finish: Finish) -> None:
+        """Every record, a batch at a time (made once, shared by the files); `finish()` gives
+        the summary and its rows once every record was seen."""
+        if self.written:
+            raise RuntimeError("the report files are written once")
+        for batch in batches:
+            _add(batch, self._sinks, self._pool)
+        summary, rows = finish()
+        for sink in self._sinks:
+            sink.close(summary, rows)
+        self.written = True
+
+
+@contextlib.contextmanager
+def open_records(
+    out: Path, names: Sequence[str] = tuple(_SINKS), *, tail: Sequence[RecordBatch] = ()
+) -> Iterator[Records]:
+    """Open report.csv, report.json and report.xlsx in `out`, to be written in ONE pass over the
+    records, atomically: they are put in place when the block ends after `Records.write`; on any
+    error, or without that write, no file is left.
+
+    `tail`: the last batches the records will have (the same objects), when the caller has them
+    already. report.xlsx takes them now, so its helper process renders them while the caller
+    goes on: with the plan.json it still has to write, then beside the CSV and JSON (at a
+    million rows, the invalid and duplicate rows come last and are most of the workbook)."""
     with contextlib.ExitStack() as stack:
         sinks = []
         for name in names:
@@ -548,12 +579,10 @@ def write_records(
                 for batch in tail:
                     sink.take_ahead(batch)
                 sink.seal_ahead()
-        pool = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="report"))
-        for batch in batches:
-            _add(batch, sinks, pool)
-        summary, rows = finish()
-        for sink in sinks:
-            sink.close(summary, rows)
+        records = Records(sinks, stack.enter_context(ThreadPoolExecutor(1, "report")))
+        yield records
+        if not records.written:
+            raise RuntimeError("the report files were opened but not written")
 
 
 def _add(batch: RecordBatch, sinks: Sequence[_Sink], pool: ThreadPoolExecutor) -> None:

@@ -593,7 +593,7 @@ def test_a_full_disk_is_an_error_that_says_so(
     def full(*args: object, **kwargs: object) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(engine, "write_records", full)
+    monkeypatch.setattr(engine, "open_records", full)
     res = remote.run("apply", str(src), "--region", "PK", "--report-dir", "out")
     assert res.exit_code == 1, res.stderr
     assert "cannot write the report in out: No space left on device" in res.stderr
@@ -603,6 +603,23 @@ def test_a_full_disk_is_an_error_that_says_so(
     res = remote.run("plan", str(src), "--region", "PK", "--report-dir", "out2")
     assert res.exit_code == 1 and "cannot write the report in out2" in res.stderr
     assert "contacts were written" not in res.stderr
+
+
+def test_a_plan_json_that_cannot_be_written_leaves_no_report(
+    remote: Remote, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The report files are opened before plan.json is written (report.xlsx starts early): when
+    plan.json fails, none of them is left half-made."""
+    src = remote.csv("c.csv", "Name,Phone\nAyesha Siddiqui,0301-2345678\nNobody,nope\n")
+
+    def full(run: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(engine, "_write_plan", full)
+    res = remote.run("plan", str(src), "--region", "PK", "--report-dir", "out")
+    assert res.exit_code == 1 and "cannot write the report in out" in res.stderr
+    assert "Traceback" not in res.stderr
+    assert sorted(p.name for p in Path("out").iterdir()) == []
 
 
 def test_the_library_leaves_signal_handlers_as_it_found_them(remote: Remote) -> None:

@@ -440,6 +440,24 @@ def test_xlsx_refuses_rows_that_would_land_before_rows_taken_ahead(tmp_path: Pat
     assert list(tmp_path.iterdir()) == []
 
 
+def test_report_files_opened_then_left_unwritten_leave_nothing(tmp_path: Path) -> None:
+    """`open_records` starts report.xlsx's helper on the tail at once; a block that fails (the
+    plan.json beside it could not be written) or never writes the records leaves no file."""
+    batches = _mixed_batches()
+    with pytest.raises(OSError, match="No space"), report.open_records(tmp_path, tail=batches[2:]):
+        raise OSError(28, "No space left on device")
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(RuntimeError, match="not written"), report.open_records(tmp_path):
+        pass
+    assert list(tmp_path.iterdir()) == []
+    with report.open_records(tmp_path, tail=batches[2:]) as records:
+        records.write(batches, lambda: ({}, []))
+        with pytest.raises(RuntimeError, match="once"):
+            records.write(batches, lambda: ({}, []))
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["report.csv", "report.json", "report.xlsx"]
+
+
 def test_a_helper_that_dies_fails_the_report_with_a_message(tmp_path: Path) -> None:
     book = xlsx.WorkbookProcess.start()
     assert book is not None
