@@ -574,6 +574,54 @@ def test_the_sinks_beside_the_others_fail_or_finish_before_any_file_goes(
     assert list(tmp_path.iterdir()) == []
 
 
+def test_report_csv_may_run_one_batch_behind_but_its_failure_still_stops_the_report(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """report.csv's thread works on a batch while the next one is made here: a failure there
+    is raised at the next batch (or at the end), a failure here waits for it, and either way no
+    file is left; when nothing fails the CSV has every batch, in order."""
+    recs = list(records())
+    batches = [report.RecordBatch.of([r]) for r in recs]
+    assert len(batches) >= 3
+    real_add = report._CsvSink.add
+    seen: list[int] = []
+
+    def csv_fails_second(self: Any, batch: report.RecordBatch) -> None:
+        seen.append(id(batch))
+        if len(seen) == 2:
+            raise OSError(28, "No space left on device")
+        real_add(self, batch)
+
+    monkeypatch.setattr(report._CsvSink, "add", csv_fails_second)
+    with pytest.raises(OSError, match="No space left"):
+        report.write_records(tmp_path, batches, lambda: ({}, []))
+    assert seen[:2] == [id(batches[0]), id(batches[1])]
+    assert list(tmp_path.iterdir()) == []
+
+    def late() -> Iterator[report.RecordBatch]:
+        yield from batches[:2]
+        raise RuntimeError("the plan went away")
+
+    finished: list[int] = []
+
+    def csv_slow(self: Any, batch: report.RecordBatch) -> None:
+        time.sleep(0.2)
+        real_add(self, batch)
+        finished.append(id(batch))
+
+    monkeypatch.setattr(report._CsvSink, "add", csv_slow)
+    with pytest.raises(RuntimeError, match="went away"):
+        report.write_records(tmp_path, late(), lambda: ({}, []))
+    assert finished == [id(batches[0]), id(batches[1])], "waited for, not cut off"
+    assert list(tmp_path.iterdir()) == []
+
+    monkeypatch.setattr(report._CsvSink, "add", real_add)
+    report.write_records(tmp_path, batches, lambda: ({}, []))
+    whole = tmp_path / "whole.csv"
+    write_csv(whole, recs)
+    assert (tmp_path / "report.csv").read_bytes() == whole.read_bytes()
+
+
 def test_sheets_filled_ahead_are_sealed_early_with_their_excel_limit_note(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
