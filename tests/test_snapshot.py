@@ -63,6 +63,33 @@ def test_changed_bytes_of_the_same_size_and_time_are_read_again(tmp_path: Path) 
     assert "Sara Javid" in {i.name for i in result.invalid}
 
 
+def test_the_same_bytes_with_a_new_time_still_hit(tmp_path: Path) -> None:
+    """The sources' stats only decide whether the snapshot is decoded while their bytes are
+    still being hashed; the hash decides whether it is used."""
+    paths, mapping = _sources(tmp_path), load_mapping(region="PK")
+    cache = tmp_path / "cache"
+    first, _ = snapshot.ingest_cached(paths, mapping, cache)
+    paths[0].write_text(CSV, encoding="utf-8")
+    os.utime(paths[0], ns=(1, 1))
+    again, hit = snapshot.ingest_cached(paths, mapping, cache)
+    assert hit and again == first
+
+
+def test_a_key_that_cannot_be_made_falls_back_to_ingest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    paths, mapping = _sources(tmp_path), load_mapping(region="PK")
+    cache = tmp_path / "cache"
+    snapshot.ingest_cached(paths, mapping, cache)
+
+    def gone(*args: object) -> str:
+        raise FileNotFoundError(2, "No such file or directory")
+
+    monkeypatch.setattr(snapshot, "key", gone)
+    result, hit = snapshot.ingest_cached(paths, mapping, cache)
+    assert not hit and result == ingest(paths, mapping)
+
+
 def test_another_mapping_or_region_misses(tmp_path: Path) -> None:
     paths, cache = _sources(tmp_path), tmp_path / "cache"
     pk, gb = load_mapping(region="PK"), load_mapping(region="GB")
