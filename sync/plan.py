@@ -289,6 +289,10 @@ def make_plan(
         actions[k], reasons[k], remote_ids[k], old_names[k], old_groups[k] = _match(
             d, wanted_groups[k], r, d.phone in opted_out, index, replace_changed
         )
+    # every row no remote contact matched is a create: only the matched ones are counted
+    counts: Counter[str] = Counter(map(actions.__getitem__, matched_at))
+    if created := n - len(matched_at):
+        counts["create"] += created
     origins = column(desired, "origin")
     if isinstance(origins, Table):  # a remote-only entry has none
         origins = Table(origins.cls, origins.columns, optional="file")
@@ -343,7 +347,6 @@ def make_plan(
                 )
             )
 
-    counts = Counter(source.columns["action"])
     counts.update(map(attrgetter("action"), entries))
     return Plan(
         mode,

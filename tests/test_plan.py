@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections import Counter
 from collections.abc import Sequence
 from operator import attrgetter
 from pathlib import Path
@@ -307,6 +308,7 @@ def test_properties(
         for d in desired
     ]
     assert list(plan.entries[: len(desired)]) == row_by_row
+    assert plan.counts == Counter(e.action for e in plan.entries), "counted without a pass"
     after = model_apply(plan, remote)
     opted = {o.phone for o in optouts}
     remote_phones = {c.phone for c in remote}
