@@ -55,8 +55,7 @@ from sync.files import DirectWriter, atomic_path, private_dir
 from sync.lock import account_lock, lock_path
 from sync.logs import get_logger, register_secret
 from sync.mapping import load_mapping
-from sync.models import OptOut, RemoteContact, RemoteGroup
-from sync.normalize import IngestResult
+from sync.models import IngestResult, OptOut, RemoteContact, RemoteGroup
 from sync.plan import Entry, Plan, check_guards, fingerprint, make_plan, origin_columns
 from sync.remote import ClientSettings, WasmsClient
 from sync.report import (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 
@@ -68,3 +69,34 @@ class RowIssue:
     phone: str | None = None  # E.164 when it parsed (duplicates)
     winner: Origin | None = None  # for duplicates: the row that won
     columns: dict[str, str] = field(default_factory=dict)  # the original cells, for rejected.csv
+
+
+@dataclass(frozen=True, slots=True)
+class SourceInfo:
+    """What was read from one file or sheet, and how."""
+
+    path: str
+    sheet: str | None
+    kind: str  # csv | xlsx | xlsm | xls | ods
+    encoding: str | None
+    delimiter: str | None
+    columns: tuple[str, ...]  # the header as found
+    roles: tuple[tuple[str, str], ...]  # (column, what it maps to; "-" when unused)
+    rows: int  # non-blank data rows
+    skipped: str | None = None  # why the sheet was not read
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    contacts: Sequence[DesiredContact]  # one per E.164, groups merged (a Table from a snapshot)
+    issues: Sequence[RowIssue]  # invalid rows (in file order), then duplicate rows
+    rows_read: int  # non-blank data rows over all files and sheets
+    sources: tuple[SourceInfo, ...]
+
+    @property
+    def invalid(self) -> tuple[RowIssue, ...]:
+        return tuple(i for i in self.issues if i.kind == "invalid")
+
+    @property
+    def duplicates(self) -> tuple[RowIssue, ...]:
+        return tuple(i for i in self.issues if i.kind == "duplicate")

@@ -19,7 +19,6 @@ from __future__ import annotations
 import gc
 from bisect import bisect_left
 from collections.abc import Sequence
-from dataclasses import dataclass
 from itertools import compress, repeat
 from operator import gt, itemgetter, lt, ne, not_
 from pathlib import Path
@@ -28,7 +27,7 @@ from typing import Any, TypeVar
 from sync.bulk import build
 from sync.errors import InputError
 from sync.mapping import ColumnPlan, Mapping, resolve, suggest_phone_column
-from sync.models import DesiredContact, Origin, RowIssue
+from sync.models import DesiredContact, IngestResult, Origin, RowIssue, SourceInfo
 from sync.names import (
     MIN_NAME_BYTES,
     clean_name,
@@ -43,37 +42,6 @@ from sync.read import Table, open_tables, pick_rows, read_columns
 from sync.table import Table as Columns
 
 _T = TypeVar("_T")
-
-
-@dataclass(frozen=True, slots=True)
-class SourceInfo:
-    """What was read from one file or sheet, and how."""
-
-    path: str
-    sheet: str | None
-    kind: str  # csv | xlsx | xlsm | xls | ods
-    encoding: str | None
-    delimiter: str | None
-    columns: tuple[str, ...]  # the header as found
-    roles: tuple[tuple[str, str], ...]  # (column, what it maps to; "-" when unused)
-    rows: int  # non-blank data rows
-    skipped: str | None = None  # why the sheet was not read
-
-
-@dataclass(frozen=True, slots=True)
-class IngestResult:
-    contacts: Sequence[DesiredContact]  # one per E.164, groups merged (a Table from a snapshot)
-    issues: Sequence[RowIssue]  # invalid rows (in file order), then duplicate rows
-    rows_read: int  # non-blank data rows over all files and sheets
-    sources: tuple[SourceInfo, ...]
-
-    @property
-    def invalid(self) -> tuple[RowIssue, ...]:
-        return tuple(i for i in self.issues if i.kind == "invalid")
-
-    @property
-    def duplicates(self) -> tuple[RowIssue, ...]:
-        return tuple(i for i in self.issues if i.kind == "duplicate")
 
 
 # A valid row before duplicates are merged: e164, name, groups, origin, raw, type, extension, notes

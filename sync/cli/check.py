@@ -11,7 +11,8 @@ from rich.table import Table
 
 from sync.errors import InputError
 from sync.mapping import load_mapping
-from sync.normalize import IngestResult, ingest
+from sync.models import IngestResult
+from sync.normalize import ingest
 
 PREVIEW = 10
 PREVIEW_ISSUES = 20
