@@ -352,11 +352,15 @@ def make_plan(
         mode,
         scope_ids,
         group_creates,
-        concat(source, entries),
+        # the lists made above are this plan's own: extended, not copied
+        concat(source, entries, extend=_MADE_HERE),
         fingerprint(contacts, groups, optouts),
         in_scope,
         dict(counts),
     )
+
+
+_MADE_HERE: Final = ("action", "groups", "reason", "remote_id", "old_name", "old_groups")
 
 
 def _scope_ids(scope_groups: Sequence[str], index: GroupIndex) -> tuple[int, ...]:

@@ -85,6 +85,18 @@ def test_concat_keeps_the_columns_and_shapes_a_nested_table() -> None:
     assert concat([entry], [remote]) == [entry, remote]
 
 
+def test_concat_extends_only_the_columns_it_is_told_it_owns() -> None:
+    rows = contacts(4)
+    table = as_table(rows)
+    names, phones = table.columns["name"], table.columns["phone"]
+    more = contacts(6)[4:]
+    both = concat(table, more, extend=("name",))
+    assert list(both) == [*rows, *more]
+    assert both.columns["name"] is names and len(names) == 6, "extended in place"
+    assert both.columns["phone"] is not phones and len(phones) == 4, "copied: not its own"
+    assert list(concat(as_table(rows), more, extend=("origin",))) == [*rows, *more]
+
+
 def test_a_table_refuses_columns_that_do_not_fit() -> None:
     with pytest.raises(ValueError, match="needs the columns"):
         Table(Origin, {"file": ["a"], "sheet": [None]})
