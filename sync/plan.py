@@ -273,8 +273,12 @@ def make_plan(
     # contact as they are; a new contact (the common case) is a create with nothing else set,
     # and only the others, a match or an opt-out, are decided one by one.
     n = len(desired)
-    wanted_groups = [g or fallback for g in column(desired, "groups")]
-    lists = dict.fromkeys(wanted_groups)
+    asked = column(desired, "groups")
+    if asked.count(()) == n:  # no source gave a group (the usual spreadsheet): all the fallback
+        wanted_groups, lists = [fallback] * n, dict.fromkeys([fallback] if n else [])
+    else:
+        wanted_groups = [g or fallback for g in asked]
+        lists = dict.fromkeys(wanted_groups)
     group_creates = missing_groups(lists, index, used_by)
     phones = column(desired, "phone")
     known = remote.keys() | opted_out
