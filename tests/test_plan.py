@@ -29,7 +29,12 @@ from sync.plan import (
 from sync.settings import Limit
 from sync.table import Table
 
-GROUPS = [RemoteGroup(1, "Customers"), RemoteGroup(2, "Staff"), RemoteGroup(3, "Leads")]
+GROUPS = [
+    RemoteGroup(1, "Customers"),
+    RemoteGroup(2, "Staff"),
+    RemoteGroup(3, "Leads"),
+    RemoteGroup(4, "contact-sync"),  # the fallback of rows without groups
+]
 
 
 def want(
@@ -240,7 +245,11 @@ def worlds(draw: st.DrawFn) -> tuple[list[DesiredContact], list[RemoteContact], 
     remote = {p: (draw(names), draw(group_sets)) for p in draw(st.sets(phones, max_size=15))}
     optouts = draw(st.sets(phones, max_size=5))
     by_id = {g.id: g.name for g in GROUPS}
-    d = [want(p, n, tuple(by_id[g] for g in sorted(gs))) for p, (n, gs) in desired.items()]
+    bare = draw(st.booleans())  # sources without a group column: every row takes the fallback
+    d = [
+        want(p, n, () if bare else tuple(by_id[g] for g in sorted(gs)))
+        for p, (n, gs) in desired.items()
+    ]
     r = [have(i, p, n, tuple(sorted(gs))) for i, (p, (n, gs)) in enumerate(remote.items(), 1)]
     return d, r, [OptOut(i, p, 0) for i, p in enumerate(optouts, 1)]
 
@@ -312,7 +321,7 @@ def test_properties(
     after = model_apply(plan, remote)
     opted = {o.phone for o in optouts}
     remote_phones = {c.phone for c in remote}
-    wanted = {d.phone: (d.name, frozenset(d.groups)) for d in desired}
+    wanted = {d.phone: (d.name, frozenset(d.groups or ("contact-sync",))) for d in desired}
     # opted-out phones are never created
     created = {e.phone for e in plan.writes if e.action == "create"}
     assert not created & opted
