@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from itertools import compress, repeat
 from operator import attrgetter
@@ -33,8 +33,9 @@ Action = Literal["create", "delete", "replace", "unchanged", "drift", "skip_opto
 WRITE_ACTIONS = frozenset({"create", "delete", "replace"})
 # 1: entries as objects; 2: entries as arrays in ENTRY_FIELDS order; 3: arrays in SAVED_FIELDS
 # order, the origin flattened (file, sheet, row) and its file an index into the plan's `files`;
-# 4: as 3, column-wise: `columns` maps each of SAVED_FIELDS to one array, a value per write
-PLAN_FORMAT = 4
+# 4: as 3, column-wise: `columns` maps each of SAVED_FIELDS to one array, a value per write;
+# 5: as 4, and a column whose writes all hold one value is `{"repeat": value}` (`count` writes)
+PLAN_FORMAT = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,33 +90,80 @@ def origin_columns(entries: Sequence[Entry]) -> list[Sequence[Any]]:
     return [column(origins, f) for f in ("file", "sheet", "row")]
 
 
-def saved_columns(entries: Sequence[Entry]) -> tuple[list[str], dict[str, Sequence[Any]]]:
-    """The entries as plan format 4 saves them: a column per field of `SAVED_FIELDS`, the origin
-    flattened; and the file names the `file` column indexes. (At a million writes, arrays per
-    entry took twice as long to make and write: a tuple per entry, then a pass to put each on a
-    line of its own.)"""
+def saved_columns(
+    entries: Sequence[Entry], keep: Sequence[bool] | None = None
+) -> tuple[list[str], dict[str, Any]]:
+    """The entries (those `keep` marks, when given) as plan format 5 saves them: a column per
+    field of `SAVED_FIELDS`, the origin flattened; and the file names the `file` column indexes.
+    A column whose saved values are all one value is `{"repeat": value}`: a million creates
+    share their action, groups, empty reason and no remote id, old name, old groups, file index
+    or sheet (43 of 99 MB); one that every entry shares is not even filtered. (At a million
+    writes, arrays per entry took twice as long to make and write as columns: a tuple per
+    entry, then a pass to put each on a line of its own.)"""
+    count = len(entries) if keep is None else keep.count(True)
     files, sheets, rows = origin_columns(entries)
-    names = [f for f in dict.fromkeys(files) if f is not None]
+    full: dict[str, Sequence[Any]] = {f: column(entries, f) for f in _BEFORE_ORIGIN}
+    full.update(file=files, sheet=sheets, row=rows)
+    full.update((f, column(entries, f)) for f in _AFTER_ORIGIN)
+    columns = {f: _saved(full[f], keep, count) for f in SAVED_FIELDS}
+    saved_files = columns["file"]
+    kept_files = [saved_files["repeat"]] if isinstance(saved_files, dict) else saved_files
+    names = [f for f in dict.fromkeys(kept_files) if f is not None]
     at: dict[str | None, int | None] = {f: i for i, f in enumerate(names)}
     at[None] = None
-    columns = {f: column(entries, f) for f in _BEFORE_ORIGIN}
-    columns["file"] = list(map(at.__getitem__, files))
-    columns["sheet"] = sheets
-    columns["row"] = rows
-    columns.update((f, column(entries, f)) for f in _AFTER_ORIGIN)
+    if isinstance(saved_files, dict):
+        columns["file"] = {"repeat": at[saved_files["repeat"]]}
+    else:
+        columns["file"] = list(map(at.__getitem__, saved_files))
     return names, columns
 
 
-def _saved_table(files: Sequence[str], columns: Mapping[str, Sequence[Any]]) -> Table[Entry]:
-    """The entries plan formats 3 and 4 saved (a column per field of `SAVED_FIELDS`)."""
-    cols = {f: list(columns[f]) for f in SAVED_FIELDS}
-    for f in ("groups", "old_groups"):
-        cols[f] = list(map(tuple, cols[f]))
-    origin = {
-        "file": [None if i is None else files[i] for i in cols.pop("file")],
-        "sheet": cols.pop("sheet"),
-        "row": cols.pop("row"),
-    }
+def _saved(values: Sequence[Any], keep: Sequence[bool] | None, count: int) -> Any:
+    """One saved column: the kept values, or `{"repeat": value}` when they are all one value."""
+    if count and _one_value(values):
+        return {"repeat": values[0]}  # every entry has it: so has every kept one
+    kept = values if keep is None or count == len(values) else list(compress(values, keep))
+    if count and _one_value(kept):
+        return {"repeat": kept[0]}
+    return kept
+
+
+def _one_value(values: Sequence[Any]) -> bool:
+    """Whether every value equals the first (three probes first: most columns differ early)."""
+    first = values[0]
+    return (
+        values[-1] == first
+        and values[len(values) // 2] == first
+        and values.count(first) == len(values)
+    )
+
+
+def _saved_table(
+    files: Sequence[str], columns: Mapping[str, Any], count: int | None = None
+) -> Table[Entry]:
+    """The entries plan formats 3 to 5 saved (a column per field of `SAVED_FIELDS`; from format
+    5 on, `{"repeat": value}` for `count` equal values). A repeated value is converted once."""
+    if count is not None and (not isinstance(count, int) or count < 0):
+        raise ValueError(f"not a count of writes: {count!r}")
+
+    def read(name: str, convert: Callable[[Any], Any] | None = None) -> list[Any]:
+        saved = columns[name]
+        if isinstance(saved, dict):
+            if count is None or list(saved) != ["repeat"]:
+                raise ValueError(f"column {name!r} is neither an array nor a repeat")
+            value = saved["repeat"]
+            return [value if convert is None else convert(value)] * count
+        values = list(saved)
+        if count is not None and len(values) != count:
+            raise ValueError(f"column {name!r} holds {len(values)} values, not {count}")
+        return values if convert is None else list(map(convert, values))
+
+    def file_name(i: int | None) -> str | None:
+        return None if i is None else files[i]
+
+    cols = {f: read(f) for f in SAVED_FIELDS if f not in ("groups", "old_groups", "file")}
+    cols["groups"], cols["old_groups"] = read("groups", tuple), read("old_groups", tuple)
+    origin = {"file": read("file", file_name), "sheet": cols.pop("sheet"), "row": cols.pop("row")}
     return Table(Entry, {**cols, "origin": Table(Origin, origin, optional="file")})
 
 
@@ -175,7 +223,8 @@ class Plan:
     def to_json(self) -> dict[str, Any]:
         """The saved form (for orjson): only the writes are kept, plus the counts; enough to
         execute it."""
-        files, columns = saved_columns(self.select(*WRITE_ACTIONS))
+        keep = list(map(WRITE_ACTIONS.__contains__, column(self.entries, "action")))
+        files, columns = saved_columns(self.entries, keep)
         return {
             "format": PLAN_FORMAT,
             "mode": self.mode,
@@ -187,8 +236,9 @@ class Plan:
             "fields": list(SAVED_FIELDS),
             # the origin flattened, its file an index: at 1M entries, 248 MB as objects (format
             # 1), 160 MB as arrays holding origin objects (2), 103 MB as flat arrays (3), 99 MB
-            # as these columns
+            # as these columns (4), 56 MB with repeated values saved once (5)
             "files": files,
+            "count": keep.count(True),
             "columns": columns,
         }
 
@@ -202,8 +252,10 @@ class Plan:
             entries = tuple(map(Entry.from_row, data["entries"]))
         elif fmt == 3 and tuple(data.get("fields", ())) == SAVED_FIELDS:
             entries = _saved_table(data["files"], _rows_to_columns(data["entries"]))
-        elif fmt == PLAN_FORMAT and tuple(data.get("fields", ())) == SAVED_FIELDS:
+        elif fmt == 4 and tuple(data.get("fields", ())) == SAVED_FIELDS:
             entries = _saved_table(data["files"], data["columns"])
+        elif fmt == PLAN_FORMAT and tuple(data.get("fields", ())) == SAVED_FIELDS:
+            entries = _saved_table(data["files"], data["columns"], data["count"])
         else:
             raise ConfigError(
                 f"plan format {fmt!r} is not one this version reads (1 to {PLAN_FORMAT})",

@@ -8,6 +8,7 @@ from collections import Counter
 from collections.abc import Sequence
 from operator import attrgetter
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -369,12 +370,16 @@ def test_saved_plan_file_streams_and_round_trips(tmp_path: Path) -> None:
     assert doc["run_id"] == run.run_id and "s3cret-value" not in json.dumps(doc)
     again = Plan.from_json(doc["plan"])
     assert again.writes == plan.writes and len(again.writes) == 25_001
-    # a column per line, in the order the file names, a value per write
-    assert doc["plan"]["format"] == 4
+    # a column per line, in the order the file names, a value per write, or one value for all
+    assert doc["plan"]["format"] == 5 and doc["plan"]["count"] == 25_001
     assert doc["plan"]["fields"] == list(SAVED_FIELDS)
     assert doc["plan"]["files"] == ["a.csv"]
-    columns = doc["plan"]["columns"]
-    assert list(columns) == list(SAVED_FIELDS)
+    saved = doc["plan"]["columns"]
+    assert list(saved) == list(SAVED_FIELDS)
+    repeated = {f for f, v in saved.items() if isinstance(v, dict)}
+    assert repeated == {"name", "old_name", "old_groups", "sheet"}, "one value for every write"
+    assert saved["old_groups"] == {"repeat": []} and saved["sheet"] == {"repeat": None}
+    columns = expanded(doc["plan"])
     assert {len(v) for v in columns.values()} == {25_001}
     lines = text.splitlines()
     lines = lines[lines.index('"columns": {') + 1 : -1]
@@ -412,6 +417,51 @@ def test_saved_plan_with_awkward_text_round_trips(tmp_path: Path) -> None:
     assert again.writes == plan.writes
 
 
+def expanded(saved: dict[str, Any]) -> dict[str, list[Any]]:
+    """A format 5 plan's columns with each `{"repeat": value}` written out (as format 4 had
+    them)."""
+    count = saved["count"]
+    return {
+        f: [v["repeat"]] * count if isinstance(v, dict) else v for f, v in saved["columns"].items()
+    }
+
+
+def test_a_column_of_one_value_is_saved_once_and_read_back() -> None:
+    desired = [want(f"+92300111{i:04d}", row=5) for i in range(50)]
+    desired.append(want("+923001119999", row=5, groups=("Staff",)))
+    remote = [have(1, "+923001110000"), have(2, "+923009999999")]
+    plan = make_plan(desired, remote, GROUPS, [], mode="mirror")
+    doc = orjson.loads(orjson.dumps(plan.to_json()))
+    saved = doc["columns"]
+    assert doc["count"] == len(plan.writes) == 51  # 50 creates and one delete (one unchanged)
+    assert saved["row"] == [5] * 50 + [None]
+    assert Plan.from_json(doc).writes == plan.writes
+    only_creates = make_plan(desired[1:], remote[:1], GROUPS, [])
+    doc = orjson.loads(orjson.dumps(only_creates.to_json()))
+    assert doc["columns"]["action"] == {"repeat": "create"}
+    assert doc["columns"]["file"] == {"repeat": 0} and doc["files"] == ["a.csv"]
+    assert doc["columns"]["row"] == {"repeat": 5}
+    assert Plan.from_json(doc).writes == only_creates.writes
+    empty = orjson.loads(orjson.dumps(make_plan([], [], GROUPS, []).to_json()))
+    assert empty["count"] == 0 and Plan.from_json(empty).writes == []
+    for bad in ({"repeat": 1, "more": 2}, {"again": 1}, [5] * 3):
+        with pytest.raises(ValueError, match="column 'row'"):
+            Plan.from_json({**doc, "columns": {**doc["columns"], "row": bad}})
+
+
+def test_a_format_4_plan_still_loads() -> None:
+    """Format 4 (every column an array, no count) as the previous version wrote it."""
+    desired = [want("+923001110001"), want("+923001110002", row=9)]
+    plan = make_plan(desired, [have(2, "+923001110003")], GROUPS, [], mode="mirror")
+    v5 = orjson.loads(orjson.dumps(plan.to_json()))
+    v4 = {**v5, "format": 4, "columns": expanded(v5)}
+    del v4["count"]
+    assert all(isinstance(v, list) for v in v4["columns"].values())
+    assert Plan.from_json(v4).writes == plan.writes
+    with pytest.raises(ValueError, match="neither an array nor a repeat"):
+        Plan.from_json({**v4, "columns": v5["columns"]})  # no count: a repeat means nothing
+
+
 def test_a_format_1_plan_still_loads_and_an_unknown_format_is_refused() -> None:
     plan = make_plan([want("+923001110001")], [have(2, "+923001110003")], GROUPS, [])
     v1 = {**orjson.loads(orjson.dumps(plan.to_json())), "format": 1}
@@ -420,19 +470,20 @@ def test_a_format_1_plan_still_loads_and_an_unknown_format_is_refused() -> None:
     assert Plan.from_json(v1).writes == plan.writes
     with pytest.raises(ConfigError, match="plan format 9"):
         Plan.from_json({**v1, "format": 9})
-    v4 = orjson.loads(orjson.dumps(plan.to_json()))
-    with pytest.raises(ConfigError, match="plan format 4"):
-        Plan.from_json({**v4, "fields": ["phone", "action"]})  # not the order this version reads
+    v5 = orjson.loads(orjson.dumps(plan.to_json()))
+    with pytest.raises(ConfigError, match="plan format 5"):
+        Plan.from_json({**v5, "fields": ["phone", "action"]})  # not the order this version reads
 
 
 def test_a_format_3_plan_still_loads() -> None:
     """Format 3 (an array per entry in SAVED_FIELDS order) as the previous version wrote it."""
     desired = [want("+923001110001"), want("+923001110002", row=9)]
     plan = make_plan(desired, [have(2, "+923001110003")], GROUPS, [], mode="mirror")
-    v4 = orjson.loads(orjson.dumps(plan.to_json()))
-    columns = v4.pop("columns")
+    v5 = orjson.loads(orjson.dumps(plan.to_json()))
+    columns = expanded(v5)
+    del v5["columns"], v5["count"]
     rows = [list(r) for r in zip(*(columns[f] for f in SAVED_FIELDS), strict=True)]
-    v3 = {**v4, "format": 3, "entries": rows}
+    v3 = {**v5, "format": 3, "entries": rows}
     assert rows[1][SAVED_FIELDS.index("row")] == 9 and len(rows) == 3
     assert Plan.from_json(v3).writes == plan.writes
     assert Plan.from_json({**v3, "entries": []}).writes == []
