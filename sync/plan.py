@@ -27,7 +27,7 @@ from sync.errors import ConfigError, SafetyError
 from sync.groups import GroupIndex, missing_groups
 from sync.models import DesiredContact, OptOut, Origin, RemoteContact, RemoteGroup
 from sync.settings import Limit
-from sync.table import Table, column, concat, take, where
+from sync.table import Table, all_equal, column, concat, take, where
 
 Action = Literal["create", "delete", "replace", "unchanged", "drift", "skip_optout", "keep"]
 WRITE_ACTIONS = frozenset({"create", "delete", "replace"})
@@ -120,22 +120,12 @@ def saved_columns(
 
 def _saved(values: Sequence[Any], keep: Sequence[bool] | None, count: int) -> Any:
     """One saved column: the kept values, or `{"repeat": value}` when they are all one value."""
-    if count and _one_value(values):
+    if count and all_equal(values):
         return {"repeat": values[0]}  # every entry has it: so has every kept one
     kept = values if keep is None or count == len(values) else list(compress(values, keep))
-    if count and _one_value(kept):
+    if count and all_equal(kept):
         return {"repeat": kept[0]}
     return kept
-
-
-def _one_value(values: Sequence[Any]) -> bool:
-    """Whether every value equals the first (three probes first: most columns differ early)."""
-    first = values[0]
-    return (
-        values[-1] == first
-        and values[len(values) // 2] == first
-        and values.count(first) == len(values)
-    )
 
 
 def _saved_table(

@@ -21,14 +21,15 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from itertools import chain, islice, repeat
 from operator import itemgetter, methodcaller
 from pathlib import Path
-from typing import Any, BinaryIO, Final, NamedTuple, Protocol
+from typing import Any, BinaryIO, Final, NamedTuple, Protocol, cast
 
 import polars as pl
+from polars.datatypes import DataTypeClass
 
 from sync import xlsx
 from sync.files import DirectWriter, atomic_path, through_pipe, write_atomic
 from sync.models import RowIssue
-from sync.table import column
+from sync.table import all_equal, column
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _FORMULA_CHARS = frozenset(_FORMULA_START)  # `x[:1] in` this: "" is not in it
@@ -224,8 +225,18 @@ _PLAIN: Final = "^[+-]?[\\d\\s().-]*$"  # `_PLAIN_NUMBER`, for polars
 
 def _frame(columns: Sequence[Sequence[object]]) -> pl.DataFrame:
     return pl.DataFrame(
-        {c: pl.Series(c, col, dtype=_SCHEMA[c]) for c, col in zip(COLUMNS, columns, strict=True)}
+        {c: _series(c, col, _SCHEMA[c]) for c, col in zip(COLUMNS, columns, strict=True)}
     )
+
+
+def _series(name: str, values: Sequence[object], dtype: DataTypeClass) -> pl.Series:
+    """A column as polars holds it. Most report columns hold one value for a whole batch (the
+    file, the sheet, the groups, the action, the outcome, no remote id, no attempt): polars
+    repeats it instead of reading 50,000 Python objects."""
+    if all_equal(values):
+        value = cast(str | int | None, values[0])
+        return pl.repeat(value, len(values), dtype=dtype, eager=True).alias(name)
+    return pl.Series(name, values, dtype=dtype)
 
 
 def _with_changed(

@@ -89,6 +89,19 @@ class Table(Sequence[R], Generic[R]):
         return f"Table({self.cls.__name__}, {len(self)} rows)"
 
 
+def all_equal(values: Sequence[Any]) -> bool:
+    """Whether there are values and every one equals the first (three probes before the full
+    count: most columns differ early)."""
+    if not values:
+        return False
+    first = values[0]
+    return (
+        values[-1] == first
+        and values[len(values) // 2] == first
+        and values.count(first) == len(values)
+    )
+
+
 def column(rows: Sequence[Any], name: str) -> Sequence[Any]:
     """One field of every row: a Table's own column, else read off each object."""
     if isinstance(rows, Table):

@@ -162,6 +162,25 @@ def test_csv_is_what_csv_writer_writes_and_json_what_json_reads(
     assert doc["records"] == [dict(zip(COLUMNS, r, strict=True)) for r in recs]
 
 
+def test_a_batch_of_one_repeated_record_is_written_as_csv_writer_writes_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every column of such a batch holds one value (polars repeats it): hostile text too."""
+    monkeypatch.setattr(report, "BATCH", 7)
+    for k, rec in enumerate(hostile_records()):
+        recs = [rec] * 9
+        out = tmp_path / f"r{k}.csv"
+        write_csv(out, recs)
+        expected = io.StringIO(newline="")
+        writer = csv.writer(expected)
+        writer.writerow(COLUMNS)
+        writer.writerows(safe_record(r) for r in recs)
+        assert out.read_bytes() == expected.getvalue().encode("utf-8"), rec
+        write_json(tmp_path / f"r{k}.json", {}, recs)
+        doc = json.loads((tmp_path / f"r{k}.json").read_text(encoding="utf-8"))
+        assert doc["records"] == [dict(zip(COLUMNS, r, strict=True)) for r in recs]
+
+
 @pytest.mark.parametrize(
     ("room", "in_kernel"), [(report._JsonSink.ROOM, True), (16, True), (16, False)]
 )

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from sync.models import DesiredContact, Origin
 from sync.plan import Entry, origin_columns
-from sync.table import Table, column, concat, take, where
+from sync.table import Table, all_equal, column, concat, take, where
 
 
 def origins(rows: list[Origin | None]) -> Table[Origin | None]:
@@ -108,3 +108,8 @@ def test_a_table_refuses_columns_that_do_not_fit() -> None:
     assert table != [Origin("a.csv", None, 3)] and table != "a.csv"
     with pytest.raises(TypeError):
         hash(table)
+
+
+@given(st.lists(st.sampled_from(["a", "b", None, 0]), max_size=30))
+def test_all_equal_is_whether_every_value_equals_the_first(values: list[object]) -> None:
+    assert all_equal(values) == (bool(values) and all(v == values[0] for v in values))
