@@ -259,6 +259,11 @@ def _safe_columns(
     settles those. A column with nothing to change is returned as the same object."""
     out = list(columns)
     for j in text:
+        if all_equal(columns[j]):  # one value (a file name, a sheet, the groups): one check
+            value = columns[j][0]
+            if (cell := safe_cell(value)) != value:
+                out[j] = [cell] * len(columns[j])
+            continue
         col = frame.to_series(j)
         suspect = col.str.contains(_SUSPECT)
         if not suspect.any():  # the usual column: nothing starts like a formula
