@@ -78,6 +78,24 @@ def records() -> Iterator[Record]:
     yield record("create", "failed")
 
 
+_ACTIONS = ["create", "delete", "replace", "unchanged", "drift", "skip_optout", "keep", "invalid"]
+_OUTCOMES = ["planned", "done", "failed", "not_attempted", "unverified", "skipped", "unchanged"]
+
+
+@given(st.lists(st.tuples(st.sampled_from(_ACTIONS), st.sampled_from(_OUTCOMES)), max_size=40))
+def test_a_batch_finds_each_sheets_rows_as_attention_says_record_by_record(
+    pairs: list[tuple[str, str]],
+) -> None:
+    recs = [record(a, o) for a, o in pairs]
+    expected: dict[str, list[int]] = {}
+    for i, r in enumerate(recs):
+        for title in report.attention(r):
+            expected.setdefault(title, []).append(i)
+    found = report.RecordBatch.of(recs).sheet_rows()
+    assert found == expected
+    assert list(found) == [t for t in report.ATTENTION if t in found], "in the sheets' order"
+
+
 def test_csv_and_json_hold_every_record(tmp_path: Path) -> None:
     write_csv(tmp_path / "r.csv", records())
     rows = list(csv.reader(io.StringIO((tmp_path / "r.csv").read_text(encoding="utf-8"))))
