@@ -23,7 +23,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from itertools import chain, repeat
+from itertools import chain
 from pathlib import Path
 from typing import Any, Final
 
@@ -69,7 +69,7 @@ from sync.report import (
 )
 from sync.settings import Settings, default_report_dir
 from sync.snapshot import ingest_cached
-from sync.table import column, where
+from sync.table import all_equal, column, where
 from sync.verify import VerifyResult, verify
 
 log = get_logger("sync.engine")
@@ -515,10 +515,10 @@ def _entry_columns(
 ) -> list[Sequence[Any]]:
     n = len(chunk)
     files, sheets, rows = origin_columns(chunk)
-    files = [f if f is not None else "(remote)" for f in files]
-    sheets = [s or "" for s in sheets]
+    files = _each(lambda f: "(remote)" if f is None else f, files)
+    sheets = _each(lambda s: s or "", sheets)
     actions = column(chunk, "action")
-    outcome = list(map(_SETTLED_OUTCOME.get, actions, repeat(unapplied)))
+    outcome = _each(lambda a: _SETTLED_OUTCOME.get(a, unapplied), actions)
     reasons = column(chunk, "reason")
     remote_ids = column(chunk, "remote_id")
     phones = column(chunk, "phone")
@@ -539,13 +539,21 @@ def _entry_columns(
         column(chunk, "raw_phone"),
         phones,
         column(chunk, "name"),
-        list(map(", ".join, column(chunk, "groups"))),
+        _each(", ".join, column(chunk, "groups")),
         actions,
         outcome,
         reasons,
         remote_ids,
         attempts,
     ]
+
+
+def _each(fn: Callable[[Any], Any], values: Sequence[Any]) -> list[Any]:
+    """`list(map(fn, values))`, with `fn` called once for a column of one value (most report
+    columns, batch by batch: the file, the sheet, the action, the groups)."""
+    if all_equal(values):
+        return [fn(values[0])] * len(values)
+    return list(map(fn, values))
 
 
 def _summary(run: _Run) -> dict[str, Any]:
