@@ -485,7 +485,8 @@ def check_guards(
             hint="run `contact-sync check SOURCE` to see why (wrong --region or mapping?), or "
             "raise --max-invalid if that many rejections are expected",
         )
-    deleting = sum(map({"delete", "replace"}.__contains__, column(plan.entries, "action")))
+    actions = column(plan.entries, "action")
+    deleting = actions.count("delete") + actions.count("replace")  # counted in C: 1M entries
     if deleting > max_delete.allowed(plan.in_scope):
         raise SafetyError(
             f"{deleting} deletions (deletes and replaces) of {plan.in_scope} contacts in scope "
