@@ -246,10 +246,11 @@ def ingest_cached(
         # is decoded here: at a million rows, 58 MB of CSV, ~0.05 s
         wanted = pool.submit(key, paths, mapping)
         found = load(where, wanted.result, before)
-        try:
-            want = wanted.result()
-        except OSError:  # a source that went away meanwhile: ingest says so properly
-            return _ingest(paths, mapping, cache_dir), False
+        error = wanted.exception()
+    # (ingest may fork a process pool: only once the thread above has ended)
+    if isinstance(error, OSError):  # a source that went away meanwhile: ingest says so properly
+        return _ingest(paths, mapping, cache_dir), False
+    want = wanted.result()  # any other error is raised here
     if found is not None:
         with contextlib.suppress(OSError):
             os.utime(where)  # used: the last to be evicted
