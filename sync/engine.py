@@ -63,13 +63,14 @@ from sync.report import (
     RecordBatch,
     issue_batches,
     open_records,
+    sheet_cell,
     summary_markdown,
     write_rejected,
     write_summary_md,
 )
 from sync.settings import Settings, default_report_dir
 from sync.snapshot import ingest_cached
-from sync.table import all_equal, column, where
+from sync.table import column, each
 from sync.verify import VerifyResult, verify
 
 log = get_logger("sync.engine")
@@ -515,10 +516,10 @@ def _entry_columns(
 ) -> list[Sequence[Any]]:
     n = len(chunk)
     files, sheets, rows = origin_columns(chunk)
-    files = _each(lambda f: "(remote)" if f is None else f, files)
-    sheets = _each(lambda s: s or "", sheets)
+    files = each(lambda f: "(remote)" if f is None else f, files)
+    sheets = each(sheet_cell, sheets)
     actions = column(chunk, "action")
-    outcome = _each(lambda a: _SETTLED_OUTCOME.get(a, unapplied), actions)
+    outcome = each(lambda a: _SETTLED_OUTCOME.get(a, unapplied), actions)
     reasons = column(chunk, "reason")
     remote_ids = column(chunk, "remote_id")
     phones = column(chunk, "phone")
@@ -539,21 +540,13 @@ def _entry_columns(
         column(chunk, "raw_phone"),
         phones,
         column(chunk, "name"),
-        _each(", ".join, column(chunk, "groups")),
+        each(", ".join, column(chunk, "groups")),
         actions,
         outcome,
         reasons,
         remote_ids,
         attempts,
     ]
-
-
-def _each(fn: Callable[[Any], Any], values: Sequence[Any]) -> list[Any]:
-    """`list(map(fn, values))`, with `fn` called once for a column of one value (most report
-    columns, batch by batch: the file, the sheet, the action, the groups)."""
-    if all_equal(values):
-        return [fn(values[0])] * len(values)
-    return list(map(fn, values))
 
 
 def _summary(run: _Run) -> dict[str, Any]:
@@ -682,7 +675,6 @@ def _write_reports(run: _Run) -> tuple[Path, dict[str, Any]]:
 def _write_report_files(run: _Run) -> tuple[Path, dict[str, Any]]:
     out = private_dir(run.report_dir)
     t0 = time.monotonic()
-    issues = run.ingested.issues if run.ingested else ()
     batches, tail = _record_batches(run)
     summary: dict[str, Any] = {}
     with open_records(out, tail=tail) as records:
@@ -694,8 +686,7 @@ def _write_report_files(run: _Run) -> tuple[Path, dict[str, Any]]:
             _write_plan(run)  # the plan stage's product, timed apart from the reports
             run.timed("save_plan", t1)
         t0 = time.monotonic() - ahead
-        invalid = list(map("invalid".__eq__, column(issues, "kind")))
-        write_rejected(out / "rejected.csv", where(issues, invalid))
+        write_rejected(out / "rejected.csv", run.ingested.invalid if run.ingested else ())
 
         def finish() -> tuple[dict[str, Any], list[tuple[str, object]]]:
             run.timed("report", t0)

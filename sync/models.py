@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from sync.table import column, where
+
 
 @dataclass(frozen=True, slots=True)
 class RemoteContact:
@@ -94,9 +96,13 @@ class IngestResult:
     sources: tuple[SourceInfo, ...]
 
     @property
-    def invalid(self) -> tuple[RowIssue, ...]:
-        return tuple(i for i in self.issues if i.kind == "invalid")
+    def invalid(self) -> Sequence[RowIssue]:
+        return self._of_kind("invalid")
 
     @property
-    def duplicates(self) -> tuple[RowIssue, ...]:
-        return tuple(i for i in self.issues if i.kind == "duplicate")
+    def duplicates(self) -> Sequence[RowIssue]:
+        return self._of_kind("duplicate")
+
+    def _of_kind(self, kind: str) -> Sequence[RowIssue]:
+        """The issues of this kind, in order, picked column-wise (a Table stays a Table)."""
+        return where(self.issues, list(map(kind.__eq__, column(self.issues, "kind"))))

@@ -122,7 +122,9 @@ def _saved(values: Sequence[Any], keep: Sequence[bool] | None, count: int) -> An
     """One saved column: the kept values, or `{"repeat": value}` when they are all one value."""
     if count and all_equal(values):
         return {"repeat": values[0]}  # every entry has it: so has every kept one
-    kept = values if keep is None or count == len(values) else list(compress(values, keep))
+    if keep is None or count == len(values):
+        return values  # every entry kept: their values are not all one (checked above)
+    kept = list(compress(values, keep))
     if count and all_equal(kept):
         return {"repeat": kept[0]}
     return kept
@@ -194,8 +196,11 @@ class Plan:
 
     def select(self, *actions: str) -> Sequence[Entry]:
         """The entries with these actions, in order (column-wise: nothing else is made)."""
-        keep = list(map(frozenset(actions).__contains__, column(self.entries, "action")))
-        return where(self.entries, keep)
+        return where(self.entries, self._marked(actions))
+
+    def _marked(self, actions: Iterable[str]) -> list[bool]:
+        """Whether each entry's action is one of these."""
+        return list(map(frozenset(actions).__contains__, column(self.entries, "action")))
 
     def of(self, *actions: str) -> list[Entry]:
         return list(self.select(*actions))
@@ -213,7 +218,7 @@ class Plan:
     def to_json(self) -> dict[str, Any]:
         """The saved form (for orjson): only the writes are kept, plus the counts; enough to
         execute it."""
-        keep = list(map(WRITE_ACTIONS.__contains__, column(self.entries, "action")))
+        keep = self._marked(WRITE_ACTIONS)
         files, columns = saved_columns(self.entries, keep)
         return {
             "format": PLAN_FORMAT,

@@ -29,7 +29,7 @@ from polars.datatypes import DataTypeClass
 from sync import xlsx
 from sync.files import DirectWriter, atomic_path, through_pipe, write_atomic
 from sync.models import RowIssue
-from sync.table import all_equal, column
+from sync.table import all_equal, column, each
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _FORMULA_CHARS = frozenset(_FORMULA_START)  # `x[:1] in` this: "" is not in it
@@ -108,6 +108,10 @@ def issue_record(issue: RowIssue) -> Record:
     )
 
 
+def sheet_cell(sheet: str | None) -> str:
+    return sheet or ""  # a CSV's rows have no sheet: an empty cell
+
+
 def issue_batches(issues: Sequence[RowIssue]) -> Iterator[RecordBatch]:
     """The records of these issues (as `issue_record` makes them), a batch at a time, built
     column-wise (a Table's columns are read as they are)."""
@@ -122,7 +126,7 @@ def issue_batches(issues: Sequence[RowIssue]) -> Iterator[RecordBatch]:
         yield RecordBatch(
             [
                 column(origins, "file"),
-                [s or "" for s in column(origins, "sheet")],
+                each(sheet_cell, column(origins, "sheet")),
                 column(origins, "row"),
                 column(chunk, "raw_phone"),
                 [p or "" for p in column(chunk, "phone")],
@@ -182,7 +186,7 @@ def write_rejected(path: Path, issues: Sequence[RowIssue]) -> None:
                 list(map(methodcaller("get", c, ""), cells)) for c in original_cols
             ]
             columns.append(column(origins, "file"))
-            columns.append([s or "" for s in column(origins, "sheet")])
+            columns.append(each(sheet_cell, column(origins, "sheet")))
             columns.append(column(origins, "row"))
             columns.append(column(chunk, "reason"))
             row_at = len(original_cols) + 2

@@ -79,25 +79,18 @@ def key(paths: Sequence[Path], mapping: Mapping) -> str:
     return h.hexdigest()
 
 
-def load(
-    path: Path, want: str | Callable[[], str], seen: Sequence[_Stat] | None = None
-) -> IngestResult | None:
-    """The stored result when its key is `want`; None when missing, stale or unreadable.
+def load(path: Path, want: Callable[[], str], seen: Sequence[_Stat]) -> IngestResult | None:
+    """The stored result when its key is `want()`; None when missing, stale or unreadable.
 
-    `want` may be given as a callable (the key still being computed: the sources' bytes are
-    hashed on another thread). When the sources' sizes, times and inodes are still those
-    stored (`seen`), the result is decoded before the key is known, and dropped if the key
-    turns out to differ; otherwise the key is awaited first."""
-
-    def wanted() -> str:
-        return want if isinstance(want, str) else want()
-
+    `want` gives the key when it is ready (the sources' bytes are hashed on another thread).
+    When the sources' sizes, times and inodes are still those stored (`seen`), the result is
+    decoded before the key is known, and dropped if the key turns out to differ; otherwise
+    the key is awaited first."""
     try:
         with path.open("rb") as fh:
             stored = fh.readline().rstrip(b"\n").decode()
-            stored_stats = fh.readline().rstrip(b"\n").decode()
-            likely = seen is not None and stored_stats == repr(list(seen))
-            if not likely and stored != wanted():
+            likely = fh.readline().rstrip(b"\n").decode() == repr(list(seen))
+            if not likely and stored != want():
                 return None
             # one read per part, then loads: marshal.load(file) reads through a Python-level
             # call per object, ten times slower at a million rows
@@ -105,7 +98,7 @@ def load(
             while head := fh.read(8):
                 size = int.from_bytes(head, "little")
                 parts.append(marshal.loads(fh.read(size)))  # noqa: S302 - our own file
-        if stored != wanted():
+        if stored != want():
             return None
         return _decode(parts)
     except (OSError, EOFError, ValueError, TypeError, KeyError, IndexError, AttributeError):

@@ -102,6 +102,15 @@ def all_equal(values: Sequence[Any]) -> bool:
     )
 
 
+def each(fn: Callable[[Any], Any], values: Sequence[Any]) -> list[Any]:
+    """`list(map(fn, values))`, with `fn` called once for a column of one value (most report
+    columns, batch by batch: the file, the sheet, the action, the groups). `fn` must give equal
+    results for equal values."""
+    if all_equal(values):
+        return [fn(values[0])] * len(values)
+    return list(map(fn, values))
+
+
 def column(rows: Sequence[Any], name: str) -> Sequence[Any]:
     """One field of every row: a Table's own column, else read off each object."""
     if isinstance(rows, Table):
