@@ -283,8 +283,10 @@ def remote_key(phone: str, region: str | None = None) -> str:
     """The E.164 key of a remote phone (the server stores E.164; anything else is parsed)."""
     if phone.startswith("+") and phone[1:].isdigit():
         return phone
+    from sync.phones import parse_number  # (a rare path: not loaded on the nightly one)
+
     try:
-        parsed = phonenumbers.parse(phone, region)
+        parsed = parse_number(phone, region)
     except phonenumbers.NumberParseException:
         return phone
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
