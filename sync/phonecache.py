@@ -23,12 +23,14 @@ import tempfile
 from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
 from itertools import chain, compress, repeat
+from operator import is_
 from pathlib import Path
 from typing import Final
 
 import phonenumbers
 
 from sync.codehash import code_digest
+from sync.phonebatch import normalize_column
 from sync.phones import PhoneResult, normalize_many
 
 SCHEMA: Final = 3
@@ -39,7 +41,7 @@ Key = tuple[str, str | None]
 
 def cache_file(cache_dir: Path) -> Path:
     """Named after the schema, the phonenumbers version and the source of our rules."""
-    rules = code_digest("sync.phones", "sync.phonecache")
+    rules = code_digest("sync.phones", "sync.phonebatch", "sync.phonecache")
     return cache_dir / f"phones-v{SCHEMA}-pn{phonenumbers.__version__}-{rules}.marshal"
 
 
@@ -164,6 +166,21 @@ def _run(todo: list[Key], workers: int) -> list[PhoneResult]:
     return out
 
 
+def _compute(
+    missing: list[tuple[str | None, list[str]]], todo: list[Key], workers: int
+) -> list[PhoneResult]:
+    """Results in `todo`'s order (`missing` flattened): column-wise (`normalize_column`) where
+    that path is sure, the rest cell by cell (`_run`)."""
+    found: list[PhoneResult | None] = []
+    for region, raws in missing:
+        found.extend(normalize_column(raws, region))
+    left = list(compress(range(len(found)), map(is_, found, repeat(None))))
+    if left:
+        for k, res in zip(left, _run([todo[k] for k in left], workers), strict=True):
+            found[k] = res
+    return found  # type: ignore[return-value]  # no None is left
+
+
 def normalize_values(
     pairs: Iterable[Key], *, cache_dir: Path | None = None, workers: int | None = None
 ) -> dict[Key, PhoneResult]:
@@ -219,7 +236,7 @@ def normalize_by_region(
     todo: list[Key] = list(
         chain.from_iterable(zip(raws, repeat(region)) for region, raws in missing)
     )
-    computed = _run(todo, _workers(workers))
+    computed = _compute(missing, todo, _workers(workers))
     at = 0
     new: dict[str, list[tuple[str, str]]] = {}  # per region: raw cells and results, as stored
     for region, raws in missing:

@@ -42,6 +42,7 @@ _INGEST_MODULES: Final = (
     "sync.mapping",
     "sync.names",
     "sync.phones",
+    "sync.phonebatch",
     "sync.phonecache",
     "sync.normalize",
     "sync.models",
