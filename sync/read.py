@@ -58,6 +58,7 @@ class Table:
     rows: Callable[[], Rows]  # data rows after the header, blank rows skipped
     skipped: str | None = None  # why this sheet is not read (hidden, empty)
     batches: Callable[[], Batches] | None = None  # the same rows in batches (faster), if offered
+    pick: Callable[[Collection[int]], Rows] | None = None  # pick_rows (faster), if offered
 
 
 def row_batches(table: Table) -> Batches:
@@ -93,7 +94,15 @@ def pick_rows(table: Table, wanted: Collection[int]) -> Rows:
     left = len(wanted)
     if not left:
         return
-    for numbers, rows in row_batches(table):
+    if table.pick is not None:
+        yield from table.pick(wanted)
+        return
+    yield from _picked(row_batches(table), wanted)
+
+
+def _picked(batches: Batches, wanted: Collection[int]) -> Rows:
+    left = len(wanted)
+    for numbers, rows in batches:
         for k in [k for k, n in enumerate(numbers) if n in wanted]:
             yield numbers[k], rows[k]
             left -= 1
@@ -234,6 +243,9 @@ def _csv_table(path: Path) -> Table:
                 cells.extend([""] * (width - len(cells)))
             yield number, cells
 
+    # once read through with every record on one line of its own: the lines before the first record
+    one_line: list[int] = []
+
     def batches() -> Batches:
         """rows() in batches, parsed by the csv module without a Python step per row."""
         csv.field_size_limit(1 << 30)
@@ -243,6 +255,7 @@ def _csv_table(path: Path) -> Table:
                 reader = csv.reader(fh, delimiter=delimiter)
                 for _ in range(skip):
                     next(reader, None)
+                skipped_lines = reader.line_num
                 done = 0  # records read so far: the last one's number
                 while batch := list(islice(reader, _BATCH)):
                     first = done + 1
@@ -263,11 +276,44 @@ def _csv_table(path: Path) -> Table:
                     if batch:
                         last = numbers[-1]
                         yield numbers, batch
+                if reader.line_num - skipped_lines == done:
+                    one_line[:] = [skipped_lines]
         except (csv.Error, UnicodeDecodeError):
             # the row-by-row reader raises the error worded with its row number
             yield from _batched(r for r in rows() if r[0] > last)
 
-    return Table(path, None, "csv", encoding, delimiter, header, header_row, rows, batches=batches)
+    def pick(wanted: Collection[int]) -> Rows:
+        """pick_rows: when no record spans lines (known from a pass of `batches`), record N is
+        the file's line N after the `sep=` line, and only the wanted lines are parsed (a cold
+        1M-row plan: 1.0 s → ~0.1 s to read its invalid rows back)."""
+        if not one_line:
+            yield from _picked(batches(), wanted)
+            return
+        csv.field_size_limit(1 << 30)
+        left = len(wanted)
+        with path.open(encoding=encoding, newline="") as fh:
+            for number, line in enumerate(islice(fh, one_line[0], None), 1):
+                if number in wanted:
+                    cells = next(csv.reader([line], delimiter=delimiter), [])
+                    if len(cells) < width:
+                        cells.extend([""] * (width - len(cells)))
+                    yield number, cells
+                    left -= 1
+                    if not left:
+                        return
+
+    return Table(
+        path,
+        None,
+        "csv",
+        encoding,
+        delimiter,
+        header,
+        header_row,
+        rows,
+        batches=batches,
+        pick=pick,
+    )
 
 
 def _batched(rows: Rows) -> Batches:

@@ -8,7 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from sync.read import cell_text, detect_delimiter, open_tables
+from sync import read
+from sync.read import (
+    Table,
+    cell_text,
+    detect_delimiter,
+    open_tables,
+    pick_rows,
+    read_columns,
+    row_batches,
+)
 
 
 def rows(path: Path) -> list[tuple[int, list[str]]]:
@@ -61,3 +70,57 @@ def test_cell_text() -> None:
     assert cell_text(None) == ""
     assert cell_text(True) == "TRUE"
     assert cell_text(float("nan")) == "NaN"
+
+
+ONE_LINE_RECORDS = [
+    ("a,b\r\n1,2\r\n3,4\r\n", "utf-8"),
+    ("sep=;\na;b\n1;2\n\n3;4\n", "utf-8"),
+    ("a,b\n\n1,2\n,\n3,4\n", "utf-8"),  # blank rows keep their numbers
+    ("a,b,c\n1\n2,3\n", "utf-8"),  # short rows padded
+    ("a,b\n1,2", "utf-8"),  # no final newline
+    ("\n\na,b\n1,2\n3,4\n", "utf-8"),  # header after blank lines
+    ('a,b\n"1,2",3\n"x ""y""",4\n', "utf-8"),
+    ("a,b\r1,2\r3,4\r", "utf-8"),  # old Mac line ends
+    ("name,phone\nJosé,1\nZoë,2\n", "cp1252"),
+    ("name,phone\nJosé,1\nZoë,2\n", "utf-16"),
+    ("\ufeffname,phone\n1,2\n3,4\n", "utf-8"),
+]
+SPANNING_RECORDS = [
+    'a,b\n"x\ny",2\n3,4\n5,6\n',  # a quoted field over two lines
+    'a,b\n1,2\n"x\r\ny",3\n4,5\n',
+]
+
+
+def _rows_by_full_pass(table: Table) -> list[tuple[int, list[str]]]:
+    return [
+        (n, cells)
+        for numbers, rows in row_batches(table)
+        for n, cells in zip(numbers, rows, strict=True)
+    ]
+
+
+@pytest.mark.parametrize(("text", "encoding"), ONE_LINE_RECORDS)
+def test_picked_rows_read_by_line_equal_a_full_pass(
+    tmp_path: Path, text: str, encoding: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "in.csv"
+    path.write_bytes(text.encode(encoding))
+    (table,) = open_tables(path)
+    numbers, _ = read_columns(table, [0])  # the pass that learns every record is one line
+    everything = _rows_by_full_pass(table)
+    monkeypatch.setattr(read, "_picked", None)  # the line-wise path, not a full pass, answers
+    for wanted in (set(numbers), set(numbers[1::2]), {numbers[-1]}):
+        expected = [(n, cells) for n, cells in everything if n in wanted]
+        assert list(pick_rows(table, wanted)) == expected
+
+
+@pytest.mark.parametrize("text", SPANNING_RECORDS)
+def test_picked_rows_when_a_record_spans_lines(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "in.csv"
+    path.write_text(text, encoding="utf-8", newline="")
+    (table,) = open_tables(path)
+    numbers, _ = read_columns(table, [0])
+    everything = _rows_by_full_pass(table)
+    wanted = set(numbers[1:])
+    assert list(pick_rows(table, wanted)) == [(n, c) for n, c in everything if n in wanted]
+    assert any("\n" in c for _, cells in everything for c in cells)
