@@ -19,7 +19,6 @@ import dataclasses
 import hashlib
 import marshal
 import os
-import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -117,8 +116,8 @@ def save(path: Path, key_: str, result: IngestResult, seen: Sequence[_Stat] = ()
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(f"{key_}\n{list(seen)!r}\n".encode())
-                for part in _encode(result):
-                    data = marshal.dumps(part())
+                for version, part in _encode(result):
+                    data = marshal.dumps(part(), version)
                     fh.write(len(data).to_bytes(8, "little"))
                     fh.write(data)
                     del data
@@ -134,43 +133,63 @@ _ISSUE: Final = ("kind", "reason", "raw_phone", "name", "phone", "columns")
 _ORIGIN: Final = ("file", "sheet", "row")
 
 
-# columns of a few distinct values: interned, each value is stored once and the rest refer to
-# it (marshal writes a reference to an object it has written): at a million rows, the number
-# types alone loaded in 67 ms, 5 ms so. (Issue kinds, files and sheets are shared objects
+# columns of a few distinct values: each value is made one object, stored once, and the rest
+# refer to it (marshal writes a reference to an object it has written): at a million rows, the
+# number types alone loaded in 67 ms, 5 ms so. (Issue kinds, files and sheets are shared objects
 # already; these two never hold None.)
 _FEW_VALUES: Final = frozenset({"number_type", "reason"})
+# columns of values used once each: written without marshal's reference table, which cost more
+# than the values (a million names: 0.16 → 0.06 s; the file grows ~15%)
+_ONCE: Final = frozenset({"phone", "name", "raw_phone", "row", "columns"})
+_Part = tuple[int, Callable[[], Any]]  # marshal version, and the part made when it is written
 
 
-def _column(items: Sequence[Any], *path: str) -> Callable[[], list[Any]]:
-    """A column of the rows (a field of a field: `"origin", "file"`), made when called."""
+def _column(items: Sequence[Any], *path: str) -> _Part:
+    """A column of the rows (a field of a field: `"origin", "file"`), made when written."""
 
     def make() -> list[Any]:
         values: Sequence[Any] = items
         for name in path:
             values = column(values, name)
-        if path[-1] in _FEW_VALUES:
-            return list(map(sys.intern, values))
+        if path[-1] in _FEW_VALUES and _unshared(values):
+            one = {v: v for v in set(values)}
+            return list(map(one.__getitem__, values))
         return list(values)
 
-    return make
+    return (2 if path[-1] in _ONCE else marshal.version, make)
 
 
-def _encode(r: IngestResult) -> Iterator[Callable[[], Any]]:
+def _unshared(values: Sequence[Any]) -> bool:
+    """Whether equal values are separate objects, judged by the first 256: fresh results share
+    their few strings already (the 0.2 s of making them one object per value at a million rows
+    is then saved); results split from the normalisation cache do not."""
+    head = values[:256]
+    return len(set(map(id, head))) > len(set(head))
+
+
+def _encode(r: IngestResult) -> Iterator[_Part]:
     """The parts, in `_decode`'s order, each made only when it is written."""
     cs, iss = r.contacts, r.issues
-    yield lambda: (r.rows_read, [dataclasses.astuple(s) for s in r.sources])
+    v = marshal.version
+    yield v, lambda: (r.rows_read, [dataclasses.astuple(s) for s in r.sources])
     yield from (_column(cs, f) for f in _CONTACT)
     yield from (_column(cs, "origin", f) for f in _ORIGIN)
-    yield lambda: {
-        i: [(o.file, o.sheet, o.row) for o in others]
-        for i, others in enumerate(column(cs, "duplicates"))
-        if others
-    }
+    yield (
+        v,
+        lambda: {
+            i: [(o.file, o.sheet, o.row) for o in others]
+            for i, others in enumerate(column(cs, "duplicates"))
+            if others
+        },
+    )
     yield from (_column(iss, f) for f in _ISSUE)
     yield from (_column(iss, "origin", f) for f in _ORIGIN)
-    yield lambda: [
-        None if i.winner is None else (i.winner.file, i.winner.sheet, i.winner.row) for i in iss
-    ]
+    yield (
+        v,
+        lambda: [
+            None if i.winner is None else (i.winner.file, i.winner.sheet, i.winner.row) for i in iss
+        ],
+    )
 
 
 def _decode(parts: list[Any]) -> IngestResult:
