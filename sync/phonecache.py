@@ -20,6 +20,7 @@ import marshal
 import multiprocessing
 import os
 import tempfile
+import threading
 from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
 from itertools import chain, compress, repeat
@@ -145,7 +146,11 @@ def _unshare(text: str, count: int) -> list[PhoneResult]:
 def _run(todo: list[Key], workers: int) -> list[PhoneResult]:
     """Results in `todo`'s order; over `workers` processes, this one included, when it pays."""
     global _SHARED
-    if workers <= 1 or len(todo) <= POOL_THRESHOLD:
+    # a process that runs other threads is not forked: the child could find a lock one of them
+    # held (Python 3.12+ warns), and spawning would re-run a caller's unguarded main script. An
+    # engine run reads its sources on a thread beside the remote listing, so its cells are
+    # normalised here; sync.phonebatch answers most of them column-wise before they get here.
+    if workers <= 1 or len(todo) <= POOL_THRESHOLD or threading.active_count() > 1:
         return normalize_many(todo)
     fork = "fork" in multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("fork") if fork else None

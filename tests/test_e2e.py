@@ -10,6 +10,7 @@ import os
 import stat
 import subprocess
 import sys
+import threading
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -649,3 +650,35 @@ def test_the_library_leaves_signal_handlers_as_it_found_them(remote: Remote) -> 
     thread.start()
     thread.join()
     assert seen == [()]  # no handler can be set outside the main thread
+
+
+def test_the_sources_are_read_while_the_remote_is_listed(
+    remote: Remote, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The read waits, on its thread, until the emulator has answered a listing: were the two
+    one after the other, it would wait for nothing (the guard below is a deadlock stop, not a
+    timing)."""
+    real = engine.ingest_cached
+    seen: list[str] = []
+
+    def reading(*args: Any) -> Any:
+        seen.append(threading.current_thread().name)
+        remote.wait_for(lambda: remote.store.stats.requests["get/contacts"] > 0, timeout=60)
+        return real(*args)
+
+    monkeypatch.setattr(engine, "ingest_cached", reading)
+    src = remote.csv("c.csv", "Name,Phone\nAyesha Siddiqui,0301-2345678\n")
+    res = remote.run("apply", str(src), "--region", "PK")
+    assert res.exit_code == 0, res.stderr
+    assert seen == ["contact-sync-read"]
+    assert remote.phones().keys() == {"+923012345678"}
+
+
+def test_an_input_error_wins_over_a_listing_error(remote: Remote) -> None:
+    """Read and listing overlap, but the outcome is as when one ran after the other: the
+    source's problem is reported (exit 2), not the wrong secret (exit 4)."""
+    src = remote.csv("c.csv", "Name,Email\nAyesha Siddiqui,a@example.com\n")
+    res = remote.run("apply", str(src), "--region", "PK", env=remote.env(WASMS_SECRET="wrong1"))
+    assert res.exit_code == 2, res.stderr
+    assert "no phone column" in res.stderr
+    assert remote.store.stats.writes() == 0

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import gc
 import random
+import threading
 import weakref
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import phonenumbers
 import pytest
@@ -295,11 +297,43 @@ def test_damaged_cache_is_ignored(tmp_path: Path) -> None:
     assert len(ingest([src], load_mapping(region="PK"), cache_dir=cache).contacts) == 1
 
 
+def _count_pools(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Every ProcessPoolExecutor phonecache starts, recorded by its worker count."""
+    started: list[int] = []
+    real = phonecache.ProcessPoolExecutor
+
+    def pool(max_workers: int, **kwargs: Any) -> Any:
+        started.append(max_workers)
+        return real(max_workers, **kwargs)
+
+    monkeypatch.setattr(phonecache, "ProcessPoolExecutor", pool)
+    return started
+
+
 def test_process_pool_gives_the_same_answers(monkeypatch: pytest.MonkeyPatch) -> None:
     pairs = corpus(3_000, seed=3)
     monkeypatch.setattr(phonecache, "POOL_THRESHOLD", 100)
+    started = _count_pools(monkeypatch)
     pooled = phonecache.normalize_values(pairs, workers=2)
     assert all(pooled[p] == normalize_fast(*p) for p in pairs)
+    assert started == [1]  # the cells phonebatch left were many enough for the pool
+
+
+def test_no_pool_is_forked_beside_another_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run reads on a thread beside its listing: its process is not forked (a lock another
+    thread held could be copied taken)."""
+    pairs = corpus(2_000, seed=5)
+    monkeypatch.setattr(phonecache, "POOL_THRESHOLD", 10)
+    started = _count_pools(monkeypatch)
+    other = threading.Event()
+    thread = threading.Thread(target=other.wait)
+    thread.start()
+    try:
+        assert phonecache._run(pairs, 2) == [normalize_fast(*p) for p in pairs]
+    finally:
+        other.set()
+        thread.join()
+    assert started == []
 
 
 def test_cache_over_regions_partial_hits_and_unstorable_values(tmp_path: Path) -> None:
@@ -321,8 +355,10 @@ def test_cache_over_regions_partial_hits_and_unstorable_values(tmp_path: Path) -
 def test_pool_with_the_main_process_taking_a_share(monkeypatch: pytest.MonkeyPatch) -> None:
     pairs = corpus(2_000, seed=5)
     monkeypatch.setattr(phonecache, "POOL_THRESHOLD", 10)
+    started = _count_pools(monkeypatch)
     for workers in (2, 3):
         assert phonecache._run(pairs, workers) == [normalize_fast(*p) for p in pairs]
+    assert started == [1, 2]
 
 
 class _Held:
