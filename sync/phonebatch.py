@@ -59,6 +59,8 @@ _SPACES: Final = "".join(c for c in _PUNCT_CHARS if c.isspace())  # what str.str
 # starts with is the one the scalar loop (1, 2, then 3 digits) finds
 _CALLING_CODE: Final = "^(" + "|".join(sorted(map(str, pnu.COUNTRY_CODE_TO_REGION_CODE))) + ")"
 
+_DIGITS: Final = r"^\+?[0-9]+$"  # `phones._DIGITS`, whole
+
 _n = pl.col("n")
 
 
@@ -333,33 +335,59 @@ def normalize_column(raws: Sequence[str], region: str | None) -> list[PhoneResul
     return out
 
 
+def _plain_cells(cells: pl.DataFrame) -> pl.DataFrame:
+    """`normalize_fast`'s first branch (digits with spaces, dashes or parentheses): columns i
+    and c, the compact number with a leading `00` made "+"."""
+    raw, c, h = pl.col("raw"), pl.col("c"), pl.col("h")
+    cells = cells.with_columns(raw.str.strip_chars_start(_SPACES).str.slice(0, 3).alias("h"))
+    cells = cells.filter(
+        ~h.str.starts_with("-")
+        & ~(
+            raw.str.contains("-", literal=True)
+            & raw.str.strip_chars(_SPACES).str.contains(_full(_DATE.pattern))
+        )
+    )
+    double_zero = c.str.starts_with("00") & (h.str.starts_with("00") | (h == "(00"))
+    return cells.select(
+        "i", pl.when(double_zero).then(pl.lit("+") + c.str.slice(2)).otherwise(c).alias("c")
+    )
+
+
+def _screened(cells: pl.DataFrame) -> pl.DataFrame:
+    """Cells with a "." or "/": `screen()` then `fast_phone`'s compact form (columns i, c). Of
+    screen's refusals only a date and a negative number can be written with these characters;
+    `923001112233.0` loses its `.0`, a leading `00` or `(00` becomes "+"."""
+    s = pl.col("s")
+    cells = cells.with_columns(pl.col("raw").str.strip_chars(_SPACES).alias("s"))
+    cells = cells.filter(~s.str.contains(_full(_DATE.pattern)) & ~s.str.contains(r"^-\s*\d"))
+    whole = s.str.extract(_full(r"(\d+)\.0+"), 1)
+    cells = cells.with_columns(pl.when(whole.is_null()).then(s).otherwise(whole).alias("s"))
+    cells = cells.with_columns(
+        pl.when(s.str.starts_with("00"))
+        .then(pl.lit("+") + s.str.slice(2))
+        .when(s.str.starts_with("(00"))
+        .then(pl.lit("+") + s.str.slice(3).str.replace(")", "", literal=True, n=1))
+        .otherwise(s)
+        .alias("s")
+    )
+    c = s.str.replace_all(_PUNCT_CLASS, "")
+    return cells.select("i", c.alias("c")).filter(pl.col("c").str.contains(_DIGITS))
+
+
 def _chunk(raws: Sequence[str], region: str | None) -> list[PhoneResult | None]:
     out: list[PhoneResult | None] = [None] * len(raws)
     if not raws:
         return out
-    raw = pl.col("raw")
-    compact = raw.str.replace_all(_PUNCT_CLASS, "")
-    head = raw.str.strip_chars_start(_SPACES)
-    frame = (
+    raw, c = pl.col("raw"), pl.col("c")
+    cells = (
         pl.DataFrame({"raw": raws}, schema={"raw": pl.String})
         .with_row_index("i")
-        .with_columns(compact.alias("c"), head.str.slice(0, 3).alias("h"))
-        .filter(
-            # normalize_fast's first branch: digits with spaces, dashes or parentheses only
-            pl.col("c").str.contains(r"^\+?[0-9]+$")
-            & ~raw.str.contains(r"[./]")
-            & ~pl.col("h").str.starts_with("-")
-            & ~(
-                raw.str.contains("-", literal=True)
-                & raw.str.strip_chars(_SPACES).str.contains(_full(_DATE.pattern))
-            )
-        )
+        .with_columns(raw.str.replace_all(_PUNCT_CLASS, "").alias("c"))
+        # digits, "+" and the punctuation phones deletes: nothing else for screen() to see
+        .filter(c.str.contains(_DIGITS))
     )
-    c, h = pl.col("c"), pl.col("h")
-    double_zero = c.str.starts_with("00") & (h.str.starts_with("00") | (h == "(00"))
-    frame = frame.with_columns(
-        pl.when(double_zero).then(pl.lit("+") + c.str.slice(2)).otherwise(c).alias("c")
-    )
+    dotted = raw.str.contains(r"[./]")
+    frame = pl.concat([_plain_cells(cells.filter(~dotted)), _screened(cells.filter(dotted))])
     plus = c.str.starts_with("+")
     parts = list(_international(frame.filter(plus).select("i", c.str.slice(1).alias("d"))))
     if region is not None:

@@ -68,8 +68,13 @@ def test_agrees_with_the_reference_on_wide_shapes() -> None:
         ("+44 1481 123456", None, True),  # +44 shared with Guernsey: leading digits decide
         ("2024-01-31", "PK", False),  # a date: the scalar screen words it
         ("-923001234567", "PK", False),  # negative
-        ("923001234567.0", "PK", False),  # Excel's float text
-        ("0300/1234567", "PK", False),
+        ("923001234567.0", "PK", True),  # Excel's float text loses its .0
+        ("0300/1234567", "PK", True),
+        ("0300.123.4567", "PK", True),
+        ("0044.7911.123456", "PK", True),  # screen's own leading-00 rule
+        ("(0044) 7911.123456", "PK", True),
+        ("12.05.2023", "PK", False),  # a date, with dots
+        ("-0300.1234567", "PK", False),  # negative, with a dot
         ("=0300", "PK", False),
         ("+54 9 11 2345 6789", None, False),  # AR: a transform rule, left to the scalar path
         ("011 15 2345 6789", "AR", False),
@@ -85,7 +90,7 @@ def test_shapes_it_answers_and_leaves(raw: str, region: str | None, answered: bo
 
 @settings(max_examples=200, deadline=None)
 @given(
-    raws=st.lists(st.text(alphabet="0123456789 +-().", min_size=1, max_size=18), max_size=40),
+    raws=st.lists(st.text(alphabet="0123456789 +-()./", min_size=1, max_size=18), max_size=40),
     region=st.sampled_from([*REGIONS, None]),
 )
 def test_any_digits_and_punctuation(raws: list[str], region: str | None) -> None:
