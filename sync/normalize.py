@@ -355,16 +355,11 @@ def _rows(
         # the rows `_row` must settle: no usable phone, or a name that needs cleaning or a
         # fallback; each test is one pass in C over the column, not a Python step per row
         at = range(n)
-        lens = list(map(len, names))
         todo = set(compress(at, map(not_, e164)))
         todo.update(compress(at, exts))
         if m.require_mobile:
             todo.update(compress(at, map(not_, map(MOBILE_TYPES.__contains__, kinds))))
-        todo.update(compress(at, map(gt, repeat(lo), lens)))
-        todo.update(compress(at, map(lt, repeat(hi), lens)))
-        todo.update(compress(at, map(str.startswith, names, repeat(" "))))
-        todo.update(compress(at, map(str.endswith, names, repeat(" "))))
-        todo.update(compress(at, map(str.__contains__, names, repeat("  "))))
+        todo.update(_odd_names(names, lo, hi))
         todo.update(compress(at, map(not_, map(str.isprintable, names))))
         slow = sorted(todo)
         names = list(names)
@@ -415,6 +410,28 @@ def _rows(
     v.kinds = _joined(v.kinds, kinds, keep)
     v.exts = _joined(v.exts, exts, keep)
     v.notes = _joined(v.notes, notes, keep)
+
+
+def _odd_names(names: list[str], lo: int, hi: int) -> list[int]:
+    """The rows whose name is shorter than `lo` or longer than `hi` characters, or has a space at
+    an end or two in a row: in polars, five tests in ~10 ms at 200k rows where five passes in C
+    took ~60 ms."""
+    try:
+        s = pl.Series(names, dtype=pl.String)
+    except UnicodeEncodeError:  # a lone surrogate (a caller's own strings): the tests in Python
+        at = range(len(names))
+        lens = list(map(len, names))
+        found = set(compress(at, map(gt, repeat(lo), lens)))
+        found.update(compress(at, map(lt, repeat(hi), lens)))
+        found.update(compress(at, map(str.startswith, names, repeat(" "))))
+        found.update(compress(at, map(str.endswith, names, repeat(" "))))
+        found.update(compress(at, map(str.__contains__, names, repeat("  "))))
+        return sorted(found)
+    size = s.str.len_chars()
+    spaces = s.str.starts_with(" ") | s.str.ends_with(" ") | s.str.contains("  ", literal=True)
+    odd = (size < lo) | (size > hi) | spaces
+    rows: list[int] = odd.arg_true().to_list()
+    return rows
 
 
 def _joined(into: list[_T], column: list[_T], keep: list[bool] | None) -> list[_T]:

@@ -379,9 +379,12 @@ def _chunk(raws: Sequence[str], region: str | None) -> list[PhoneResult | None]:
     if not raws:
         return out
     raw, c = pl.col("raw"), pl.col("c")
+    try:
+        frame = pl.DataFrame({"raw": raws}, schema={"raw": pl.String})
+    except UnicodeEncodeError:  # a lone surrogate (a caller's own strings): the scalar path
+        return out
     cells = (
-        pl.DataFrame({"raw": raws}, schema={"raw": pl.String})
-        .with_row_index("i")
+        frame.with_row_index("i")
         .with_columns(raw.str.replace_all(_PUNCT_CLASS, "").alias("c"))
         # digits, "+" and the punctuation phones deletes: nothing else for screen() to see
         .filter(c.str.contains(_DIGITS))

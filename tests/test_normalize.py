@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sync import phonecache
+from sync import normalize, phonecache
 from sync.mapping import load_mapping
 from sync.normalize import ingest
 from sync.phones import normalize_fast, normalize_phone, screen
@@ -390,3 +390,33 @@ def test_an_unparsable_cell_keeps_no_caller_alive(call: Callable[[], object]) ->
     finally:
         if enabled:
             gc.enable()
+
+
+def _odd_by_hand(names: list[str], lo: int, hi: int) -> list[int]:
+    return [
+        k
+        for k, name in enumerate(names)
+        if not lo <= len(name) <= hi or name.startswith(" ") or name.endswith(" ") or "  " in name
+    ]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    names=st.lists(st.text(alphabet=" aéZ\u00a0\u4e2d\U0001f600\t", max_size=9), max_size=30),
+    lo=st.integers(0, 5),
+    hi=st.integers(3, 8),
+)
+def test_odd_names_in_polars_are_the_ones_python_finds(names: list[str], lo: int, hi: int) -> None:
+    """Lengths in characters (not bytes: é, 中 and 😀 are one each), spaces at the ends or doubled
+    (a no-break space or a tab is not a space here)."""
+    assert normalize._odd_names(names, lo, hi) == _odd_by_hand(names, lo, hi)
+
+
+def test_a_lone_surrogate_takes_the_python_paths() -> None:
+    """Text our readers make is never such, but a library caller's strings may be: polars
+    cannot hold them, so those cells and names go the scalar way, with the same answers."""
+    names = ["ok name", " \udc80 x", "a\udc80  b"]
+    assert normalize._odd_names(names, 4, 50) == _odd_by_hand(names, 4, 50)
+    pairs = [("0300\udc801234567", "PK"), ("+923001234567", "PK")]
+    got = phonecache.normalize_values(pairs)
+    assert got == {p: normalize_phone(*p) for p in pairs}
