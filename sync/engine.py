@@ -1,6 +1,7 @@
 """The library API: `plan()` and `apply()` run the whole pipeline and return a RunResult.
 
-    read + normalise (ingest) → list the remote → plan → guards → [apply → verify] → report
+    read + normalise (ingest) ─┬→ plan → guards → [apply → verify] → report
+    list the remote ───────────┘   (the two at once: the read on a thread)
 
 An orchestrator calls these directly; the CLI is a thin shell over them. Errors are raised as
 the SyncError tree (each carries its exit code); a report is written whenever there is something

@@ -5,7 +5,8 @@
 1. every file is opened and its header matched first, so a whole-file problem (InputError) stops
    the run before any heavy work;
 2. one pass per table keeps only the mapped cells of each row;
-3. the distinct (phone cell, region) pairs are normalised once (cache, fast path, process pool);
+3. the distinct (phone cell, region) pairs are normalised once (`sync.phonecache`: cache, then
+   column-wise, then cell by cell);
 4. each row picks its phone, name and groups; duplicates (same E.164) merge into the row the name
    policy picks, every other row is reported with a pointer to it;
 5. the original cells of invalid rows are read again, for rejected.csv.
