@@ -19,6 +19,7 @@ regions it does not cover (a national-prefix transform rule, as AR's or BR's; or
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from functools import cache, partial
 from itertools import repeat
@@ -159,12 +160,15 @@ _FIXED: Final = _KINDS.index("fixed_line")
 # reasons for invalid numbers, registered as the expressions are built; code 0: valid
 _REASONS: list[str] = [""]
 _REASON_CODES: dict[str, int] = {"": 0}
+_REGISTERING = threading.Lock()  # a library caller may normalise on several threads
 
 
 def _reason(text: str) -> pl.Expr:
-    code = _REASON_CODES.setdefault(text, len(_REASONS))
-    if code == len(_REASONS):
-        _REASONS.append(text)
+    with _REGISTERING:
+        code = _REASON_CODES.get(text)
+        if code is None:
+            code = _REASON_CODES[text] = len(_REASONS)
+            _REASONS.append(text)
     return pl.lit(code, pl.UInt16)
 
 
