@@ -79,6 +79,7 @@ from sync.verify import VerifyResult, verify
 
 log = get_logger("sync.engine")
 _T = TypeVar("_T")
+_Reading = Callable[[], tuple[IngestResult, bool]]  # reads the sources: result, from the snapshot?
 Progress = Callable[[int, int], None]
 
 
@@ -225,7 +226,7 @@ def _stages(
         log.info("run.start", command=command, mode=settings.mode, version=__version__)
         _check_report_dir(run.report_dir)
         saved = _load_saved_plan(settings) if settings.plan_path else None
-        reading: Callable[[], tuple[IngestResult, bool]] | None = None
+        reading: _Reading | None = None
         if saved is None:
             mapping = load_mapping(settings.mapping, region=settings.region, groups=settings.groups)
             run.region = mapping.default_region
@@ -279,7 +280,7 @@ def _load_saved_plan(settings: Settings) -> Plan:
 async def _remote_stages(
     run: _Run,
     saved: Plan | None,
-    reading: Callable[[], tuple[IngestResult, bool]] | None,
+    reading: _Reading | None,
     transport: httpx.AsyncBaseTransport | None,
     progress: Progress | None,
 ) -> None:
@@ -303,7 +304,7 @@ async def _with_client(
     run: _Run,
     client: WasmsClient,
     saved: Plan | None,
-    reading: Callable[[], tuple[IngestResult, bool]] | None,
+    reading: _Reading | None,
     progress: Progress | None,
 ) -> None:
     s = run.settings
@@ -398,7 +399,7 @@ async def _with_client(
 
 
 async def _read_and_list(
-    run: _Run, client: WasmsClient, reading: Callable[[], tuple[IngestResult, bool]] | None
+    run: _Run, client: WasmsClient, reading: _Reading | None
 ) -> tuple[list[RemoteContact], list[RemoteGroup], list[OptOut]]:
     """The remote's listings, and the sources read (`reading`) on a thread meanwhile.
 
