@@ -18,12 +18,15 @@ from __future__ import annotations
 import codecs
 import csv
 import datetime as dt
+import io
 from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
 from operator import itemgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
+
+import polars as pl
 
 from sync.errors import InputError
 
@@ -59,6 +62,8 @@ class Table:
     skipped: str | None = None  # why this sheet is not read (hidden, empty)
     batches: Callable[[], Batches] | None = None  # the same rows in batches (faster), if offered
     pick: Callable[[Collection[int]], Rows] | None = None  # pick_rows (faster), if offered
+    # read_columns (faster) for the files it can read exactly; None: use the batches
+    column_reader: Callable[[Sequence[int]], tuple[list[int], list[list[str]]] | None] | None = None
 
 
 def row_batches(table: Table) -> Batches:
@@ -80,6 +85,8 @@ def row_batches(table: Table) -> Batches:
 
 def read_columns(table: Table, cols: Sequence[int]) -> tuple[list[int], list[list[str]]]:
     """The row numbers and the given columns (one list each) of every data row of `table`."""
+    if table.column_reader is not None and (got := table.column_reader(cols)) is not None:
+        return got
     numbers: list[int] = []
     out: list[list[str]] = [[] for _ in cols]
     for batch_numbers, rows in row_batches(table):
@@ -302,6 +309,51 @@ def _csv_table(path: Path) -> Table:
                     if not left:
                         return
 
+    def column_reader(wanted: Sequence[int]) -> tuple[list[int], list[list[str]]] | None:
+        """read_columns by polars (~3x the csv module) for a plain file, where splitting lines
+        at the delimiter is all the csv module would do: UTF-8, no quote character, no line
+        break but LF or CRLF, the header on the first line and every line as wide as it. Else
+        None (the batches read it)."""
+        if skip or header_row != 1 or encoding not in ("utf-8", "utf-8-sig") or delimiter is None:
+            return None
+        data = path.read_bytes()
+        if b'"' in data or data.count(b"\r") != data.count(b"\r\n"):
+            return None
+        lines = data.count(b"\n") + (not data.endswith(b"\n"))
+        if data.count(delimiter.encode()) != (width - 1) * lines:
+            return None  # some line is wider or narrower than the header
+        try:
+            frame = pl.read_csv(
+                io.BytesIO(data),
+                has_header=False,
+                separator=delimiter,
+                quote_char=None,
+                infer_schema=False,
+                empty_string_is_null=False,
+                raise_if_empty=False,
+            )
+        except pl.exceptions.PolarsError:
+            return None
+        if (
+            frame.shape != (lines, width)
+            or sum(frame.null_count().row(0))
+            or _header(list(frame.row(0))) != header
+        ):
+            return None
+        body = frame.slice(1)
+        numbers = list(range(2, lines + 1))
+        # blank rows are left out but keep their numbers, as in batches(); the test in polars
+        # is a superset ([\s] plus the separators Python's isspace also counts), then Python's
+        maybe = body.select(pl.concat_str(pl.all()).str.contains(r"^[\s\x1c-\x1f]*$"))
+        candidates = maybe.to_series().arg_true().to_list()
+        blank = [k for k in candidates if _is_blank(list(body.row(k)))]
+        if blank:
+            body = body.filter(pl.Series([True] * body.height).scatter(blank, False))
+            gone = set(blank)
+            numbers = [n for k, n in enumerate(numbers) if k not in gone]
+        one_line[:] = [0]  # every record is a line: rows can be picked back by line
+        return numbers, [body.to_series(j).to_list() for j in wanted]
+
     return Table(
         path,
         None,
@@ -313,6 +365,7 @@ def _csv_table(path: Path) -> Table:
         rows,
         batches=batches,
         pick=pick,
+        column_reader=column_reader,
     )
 
 

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import codecs
+import dataclasses
 import datetime as dt
 from pathlib import Path
 
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from sync import read
+from sync.errors import InputError
 from sync.read import (
     Table,
     cell_text,
@@ -124,3 +128,71 @@ def test_picked_rows_when_a_record_spans_lines(tmp_path: Path, text: str) -> Non
     wanted = set(numbers[1:])
     assert list(pick_rows(table, wanted)) == [(n, c) for n, c in everything if n in wanted]
     assert any("\n" in c for _, cells in everything for c in cells)
+
+
+def _by_batches(table: Table, cols: list[int]) -> tuple[list[int], list[list[str]]]:
+    return read_columns(dataclasses.replace(table, column_reader=None), cols)
+
+
+cell_text_st = st.text(alphabet="ab1 \t\x1c\u00a0é;,|", max_size=4)
+# no comma: a row of three stays three wide
+plain_cell_st = st.text(alphabet="ab1 \t\x1c\u00a0é;|", max_size=4)
+row_st = st.one_of(
+    st.lists(plain_cell_st, min_size=3, max_size=3),
+    st.lists(cell_text_st, min_size=1, max_size=4),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    rows=st.lists(row_st, min_size=1, max_size=12),
+    end=st.sampled_from(["\n", "\r\n"]),
+    final=st.booleans(),
+)
+def test_columns_by_polars_equal_the_csv_module(
+    tmp_path_factory: pytest.TempPathFactory, rows: list[list[str]], end: str, final: bool
+) -> None:
+    """Whatever the text, polars' answer (when it gives one) is the csv module's: the same row
+    numbers, blank rows left out, the same cells."""
+    header = "Name,Phone,Notes"
+    text = end.join([header, *(",".join(r) for r in rows)]) + (end if final else "")
+    path = tmp_path_factory.mktemp("csv") / "in.csv"
+    path.write_bytes(text.encode("utf-8"))
+    try:
+        (table,) = open_tables(path)
+    except InputError:  # too many control characters: refused as binary, before any reading
+        assume(False)
+    assert table.column_reader is not None
+    fast = table.column_reader([0, 2])
+    if fast is not None:
+        assert fast == _by_batches(table, [0, 2])
+
+
+def test_a_plain_file_is_read_by_polars(tmp_path: Path) -> None:
+    path = tmp_path / "in.csv"
+    path.write_bytes("\ufeffName;Phone\r\nA;1\r\n;\r\n \t;\x1c\r\nB;2\r\n".encode())
+    (table,) = open_tables(path)
+    assert table.column_reader is not None
+    got = table.column_reader([0, 1])
+    assert got == ([2, 5], [["A", "B"], ["1", "2"]])  # the blank rows 3 and 4 are left out
+    assert got == _by_batches(table, [0, 1])
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'Name,Phone\n"A, B",1\n',  # a quote: the csv module's business
+        "Name,Phone\rA,1\r",  # CR alone ends a line for the csv module
+        "Name,Phone\nA,1,extra\nB\n",  # ragged
+        "Name,Phone\n\nA,1\n",  # an empty line
+        "sep=,\nName,Phone\nA,1\n",
+        "\nName,Phone\nA,1\n",  # the header not on the first line
+    ],
+)
+def test_other_files_are_left_to_the_csv_module(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "in.csv"
+    path.write_bytes(text.encode())
+    (table,) = open_tables(path)
+    assert table.column_reader is not None
+    assert table.column_reader([0, 1]) is None
+    assert read_columns(table, [0, 1]) == _by_batches(table, [0, 1])
