@@ -15,6 +15,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m compileall -q sync
 	@touch $(STAMP)
 
 install: $(STAMP) ## create .venv and install the project (editable) with dev tools
@@ -35,7 +36,9 @@ demo: $(STAMP) ## start the emulator, plan and apply sample_data/, show the resu
 	$(BIN)/python -m sync.cli.demo
 
 bench: $(STAMP) ## benchmarks: the project beside its baselines, side by side
+	$(BIN)/python -m compileall -q sync
 	$(BIN)/python -m benchmarks
 
 clean: ## remove the virtualenv, caches and demo output
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis demo-output
+	find sync -name __pycache__ -type d -prune -exec rm -rf {} +
