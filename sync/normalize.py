@@ -189,21 +189,19 @@ def _pick_phone(
 
 def _values(
     columns: list[list[str]], nphones: int, regions: list[str | None] | None, region: str | None
-) -> dict[str | None, set[str]]:
-    """The distinct phone cells (and the parts of `:::` cells) to normalise, per region."""
-    by_region: dict[str | None, set[str]] = {}
+) -> dict[str | None, dict[str, None]]:
+    """The distinct phone cells (and the parts of `:::` cells) to normalise, per region, in the
+    file's order (dicts as ordered sets: see `phonecache.normalize_by_region`)."""
+    by_region: dict[str | None, dict[str, None]] = {}
     if regions is None:
-        values: set[str] = set()
-        for j in range(nphones):
-            values.update(columns[j])
-        by_region[region] = values
+        by_region[region] = dict.fromkeys(chain.from_iterable(columns[:nphones]))
     else:
         for j in range(nphones):
-            for value, reg in set(zip(columns[j], regions, strict=True)):
-                by_region.setdefault(reg, set()).add(value)
+            for value, reg in dict.fromkeys(zip(columns[j], regions, strict=True)):
+                by_region.setdefault(reg, {})[value] = None
     for values in by_region.values():
         multi = [v for v in values if ":::" in v]
-        values.update(part.strip() for v in multi for part in v.split(":::"))
+        values.update(dict.fromkeys(part.strip() for v in multi for part in v.split(":::")))
     return by_region
 
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import gc
+import os
 import random
+import subprocess
+import sys
 import threading
 import weakref
 from collections.abc import Callable
@@ -338,14 +341,14 @@ def test_no_pool_is_forked_beside_another_thread(monkeypatch: pytest.MonkeyPatch
 
 def test_cache_over_regions_partial_hits_and_unstorable_values(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
-    first = {"PK": {"0300 1234567", "bad\x1fcell"}, "GB": {"020 7946 0958"}}
+    first = {"PK": dict.fromkeys(["0300 1234567", "bad\x1fcell"]), "GB": {"020 7946 0958": None}}
     got = phonecache.normalize_by_region(first, cache_dir=cache, workers=1)
     assert got["PK"]["0300 1234567"][0] == "+923001234567"
     assert got["PK"]["bad\x1fcell"] == normalize_fast("bad\x1fcell", "PK")
     assert got["GB"]["020 7946 0958"][0] == "+442079460958"
     stored = phonecache.load_cache(cache)
     assert set(stored) == {"PK\x1f0300 1234567", "GB\x1f020 7946 0958"}
-    second = {"PK": {"0300 1234567", "0301 2345678"}, None: {"+4915123456789"}}
+    second = {"PK": dict.fromkeys(["0300 1234567", "0301 2345678"]), None: {"+4915123456789": None}}
     again = phonecache.normalize_by_region(second, cache_dir=cache, workers=1)
     assert again["PK"]["0301 2345678"][0] == "+923012345678"
     assert again[None]["+4915123456789"][0] == "+4915123456789"
@@ -420,3 +423,24 @@ def test_a_lone_surrogate_takes_the_python_paths() -> None:
     pairs = [("0300\udc801234567", "PK"), ("+923001234567", "PK")]
     got = phonecache.normalize_values(pairs)
     assert got == {p: normalize_phone(*p) for p in pairs}
+
+
+def test_the_cache_file_does_not_depend_on_the_hash_seed(tmp_path: Path) -> None:
+    """Values are normalised and stored in the file's order, never a set's (which follows the
+    string hash seed): the same input gives the same cache bytes in any process."""
+    src = tmp_path / "in.csv"
+    rows = [f"Name {k},{raw}" for k, (raw, _) in enumerate(corpus(3_000, seed=9))]
+    src.write_text("Name,Phone\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    script = (
+        "import sys; from pathlib import Path; from sync.mapping import load_mapping; "
+        "from sync.normalize import ingest; "
+        "ingest([Path(sys.argv[1])], load_mapping(None, region='PK'), cache_dir=Path(sys.argv[2]))"
+    )
+    files = []
+    for seed in ("1", "2"):
+        cache = tmp_path / f"cache-{seed}"
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        subprocess.run([sys.executable, "-c", script, str(src), str(cache)], env=env, check=True)
+        (made,) = cache.glob("phones-*.marshal")
+        files.append(made.read_bytes())
+    assert files[0] == files[1]
