@@ -103,10 +103,15 @@ def _rows_by_full_pass(table: Table) -> list[tuple[int, list[str]]]:
     ]
 
 
+@pytest.mark.parametrize("keep_frame", [True, False])
 @pytest.mark.parametrize(("text", "encoding"), ONE_LINE_RECORDS)
 def test_picked_rows_read_by_line_equal_a_full_pass(
-    tmp_path: Path, text: str, encoding: str, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, text: str, encoding: str, keep_frame: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Picked from the polars frame of a plain file (or, beyond its size limit, by line), then by
+    line: the rows a full pass gives."""
+    if not keep_frame:
+        monkeypatch.setattr(read, "_KEEP_FRAME", 0)
     path = tmp_path / "in.csv"
     path.write_bytes(text.encode(encoding))
     (table,) = open_tables(path)
