@@ -103,8 +103,7 @@ def read_columns(table: Table, cols: Sequence[int]) -> tuple[list[int], list[lis
 
 def pick_rows(table: Table, wanted: Collection[int]) -> Rows:
     """The (row number, cells) of the wanted data rows, in file order."""
-    left = len(wanted)
-    if not left:
+    if not wanted:
         return
     if table.pick is not None:
         yield from table.pick(wanted)
@@ -124,6 +123,13 @@ def _picked(batches: Batches, wanted: Collection[int]) -> Rows:
 
 def _fail(path: Path, what: str, hint: str | None = None) -> InputError:
     return InputError(f"{path}: {what}", hint=hint)
+
+
+def _padded(cells: list[str], width: int) -> list[str]:
+    """A short row's cells made as many as the header's, in place (extra cells are kept)."""
+    if len(cells) < width:
+        cells.extend([""] * (width - len(cells)))
+    return cells
 
 
 def _is_blank(cells: list[str]) -> bool:
@@ -251,9 +257,7 @@ def _csv_table(path: Path) -> Table:
         for number, cells in records():
             if number <= header_row or _is_blank(cells):
                 continue
-            if len(cells) < width:
-                cells.extend([""] * (width - len(cells)))
-            yield number, cells
+            yield number, _padded(cells, width)
 
     # once read through with every record on one line of its own: the lines before the first record
     one_line: list[int] = []
@@ -284,8 +288,7 @@ def _csv_table(path: Path) -> Table:
                         batch = [c for k, c in enumerate(batch) if k not in blank]
                     if batch and min(map(len, batch)) < width:
                         for cells in batch:
-                            if len(cells) < width:
-                                cells.extend([""] * (width - len(cells)))
+                            _padded(cells, width)
                     if batch:
                         last = numbers[-1]
                         yield numbers, batch
@@ -302,11 +305,11 @@ def _csv_table(path: Path) -> Table:
         parsed (a cold 1M-row plan: ~1 s → 0.47 s to read its invalid rows back)."""
         if read_by_polars:
             numbers, frame = read_by_polars.pop()
-            wanted = sorted(wanted)
-            at = [bisect_left(numbers, n) for n in wanted]
-            if all(k < len(numbers) and numbers[k] == n for k, n in zip(at, wanted, strict=True)):
+            ordered = sorted(wanted)
+            at = [bisect_left(numbers, n) for n in ordered]
+            if all(k < len(numbers) and numbers[k] == n for k, n in zip(at, ordered, strict=True)):
                 rows = frame.select(pl.all().gather(at)).rows()
-                yield from zip(wanted, map(list, rows), strict=True)
+                yield from zip(ordered, map(list, rows), strict=True)
                 return
         if not one_line:
             yield from _picked(batches(), wanted)
@@ -316,10 +319,7 @@ def _csv_table(path: Path) -> Table:
         with path.open(encoding=encoding, newline="") as fh:
             for number, line in enumerate(islice(fh, one_line[0], None), 1):
                 if number in wanted:
-                    cells = next(csv.reader([line], delimiter=delimiter), [])
-                    if len(cells) < width:
-                        cells.extend([""] * (width - len(cells)))
-                    yield number, cells
+                    yield number, _padded(next(csv.reader([line], delimiter=delimiter), []), width)
                     left -= 1
                     if not left:
                         return
@@ -329,7 +329,7 @@ def _csv_table(path: Path) -> Table:
         at the delimiter is all the csv module would do: UTF-8, no quote character, no line
         break but LF or CRLF, the header on the first line and every line as wide as it. Else
         None (the batches read it)."""
-        if skip or header_row != 1 or encoding not in ("utf-8", "utf-8-sig") or delimiter is None:
+        if skip or header_row != 1 or encoding not in ("utf-8", "utf-8-sig"):
             return None
         data = path.read_bytes()
         if b'"' in data or data.count(b"\r") != data.count(b"\r\n"):
@@ -499,9 +499,7 @@ def _book_tables(path: Path, sheet: str) -> list[Table]:
         def rows(name: str = name, header_row: int = header_row, width: int = len(header)) -> Rows:
             for number, cells in _sheet_rows(path, name):
                 if number > header_row and not _is_blank(cells):
-                    if len(cells) < width:
-                        cells.extend([""] * (width - len(cells)))
-                    yield number, cells
+                    yield number, _padded(cells, width)
 
         tables.append(Table(path, name, kind, None, None, header, header_row, rows))
     return tables
