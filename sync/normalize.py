@@ -9,7 +9,8 @@
    column-wise, then cell by cell);
 4. each row picks its phone, name and groups; duplicates (same E.164) merge into the row the name
    policy picks, every other row is reported with a pointer to it;
-5. the original cells of invalid rows are read again, for rejected.csv.
+5. the original cells of invalid rows are read again (or taken from the polars frame that read
+   a plain CSV), for rejected.csv.
 
 Every non-blank data row ends up in exactly one place:
 `rows_read == len(contacts) + len(issues)`.

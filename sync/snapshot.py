@@ -140,7 +140,8 @@ _ORIGIN: Final = ("file", "sheet", "row")
 _FEW_VALUES: Final = frozenset({"number_type", "reason"})
 # columns of values used once each: written without marshal's reference table, which cost more
 # than the values (a million names: 0.16 → 0.06 s; the file grows ~15%)
-_ONCE: Final = frozenset({"phone", "name", "raw_phone", "row", "columns"})
+# (not the invalid rows' `columns`: their keys, the header's names, repeat in every row)
+_ONCE: Final = frozenset({"phone", "name", "raw_phone", "row"})
 _Part = tuple[int, Callable[[], Any]]  # marshal version, and the part made when it is written
 
 
