@@ -16,10 +16,11 @@ import re
 import shutil
 import tempfile
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from itertools import chain, islice, repeat
-from operator import itemgetter, methodcaller
+from operator import methodcaller
 from pathlib import Path
 from typing import Any, BinaryIO, Final, NamedTuple, Protocol, cast
 
@@ -296,7 +297,8 @@ class RecordBatch:
         self.columns = list(columns)
         self._raw: pl.DataFrame | None = None
         self._safe: list[Sequence[object]] | None = None
-        self._making = threading.Lock()
+        self._safe_frame: pl.DataFrame | None = None
+        self._making = threading.RLock()  # each is made once, by the first thread that asks
 
     @classmethod
     def of(cls, records: Sequence[Record]) -> RecordBatch:
@@ -307,20 +309,24 @@ class RecordBatch:
 
     @property
     def raw(self) -> pl.DataFrame:
-        if self._raw is None:
-            self._raw = _frame(self.columns)
-        return self._raw
+        with self._making:
+            if self._raw is None:
+                self._raw = _frame(self.columns)
+            return self._raw
 
     def safe_columns(self) -> list[Sequence[object]]:
-        """The columns with free-text cells neutralised (made once per batch, by the first
-        thread that asks: report.csv's, while report.json is written here)."""
+        """The columns with free-text cells neutralised (report.csv's and report.xlsx's, made
+        on their threads while report.json is written from `raw`)."""
         with self._making:
             if self._safe is None:
                 self._safe = _safe_columns(self.columns, self.raw)
-        return self._safe
+            return self._safe
 
     def safe(self) -> pl.DataFrame:
-        return _with_changed(self.raw, self.columns, self.safe_columns())
+        with self._making:
+            if self._safe_frame is None:
+                self._safe_frame = _with_changed(self.raw, self.columns, self.safe_columns())
+            return self._safe_frame
 
     def sheet_rows(self) -> dict[str, list[int]]:
         """The rows of each attention sheet, in order (what `attention()` says record by record,
@@ -437,16 +443,19 @@ def _append_file_from(src: BinaryIO, start: int, dst: BinaryIO) -> None:
 class _XlsxSink:
     """report.xlsx in constant memory: Summary, then a sheet per outcome that needs attention,
     each with a frozen, filtered header and phones as text. A sheet that would pass Excel's row
-    limit ends with a note pointing to report.csv."""
+    limit ends with a note pointing to report.csv.
+
+    Its rows are rendered (by polars) and compressed (by zlib), both mostly without the GIL, on
+    a thread of its own, in the order they come: `add` only hands a batch over, and waits only
+    when `WAITING` bytes of rows wait already (bounded memory). A failure there is raised
+    here, at the next `add` or at `close`."""
 
     beside = False
+    WAITING: Final = 64 << 20
 
     def __init__(self, tmp: Path) -> None:
         self._tmp = tmp
-        # the per-cell XML work runs in a helper process, beside the CSV and JSON writers here
-        self._wb: xlsx.Workbook | xlsx.WorkbookProcess = (
-            xlsx.WorkbookProcess.start() or xlsx.Workbook()
-        )
+        self._wb = xlsx.Workbook()
         self._summary = self._wb.add_sheet("Summary", frozen_header=False)
         self._sheets = {title: self._wb.add_sheet(title) for title in ATTENTION}
         self._dropped = dict.fromkeys(ATTENTION, 0)
@@ -455,11 +464,32 @@ class _XlsxSink:
         self._wb.open(tmp)
         self._taken: set[int] = set()  # batches taken ahead (`take_ahead`), by id
         self._ahead: set[str] = set()  # the sheets they filled
+        self._worker = ThreadPoolExecutor(1, "report-xlsx")
+        self._work: deque[Future[None]] = deque()  # handed over, in order
+        self._waiting: deque[tuple[Future[None], int]] = deque()  # `add`'s, with their size
+        self._waiting_bytes = 0
+
+    def _later(self, fn: Callable[[], None]) -> Future[None]:
+        while self._work and self._work[0].done():
+            self._work.popleft().result()  # an error there: raised here
+        done = self._worker.submit(fn)
+        self._work.append(done)
+        return done
+
+    def take_ahead(self, batch: RecordBatch) -> None:
+        """Take one of the last batches before its turn, so its rows are rendered while the
+        other files are written. Its rows keep their order: each sheet holds one outcome, and
+        the sheets these rows fill must get no row from the batches before them (checked)."""
+        self._taken.add(id(batch))
+        self._later(lambda: self._render(_sheet_frames(batch), ahead=True))
 
     def seal_ahead(self) -> None:
         """The sheets the batches taken ahead filled are finished (`add` refuses rows for them):
-        the helper compresses them into the zip now, beside the other writers, instead of at
-        `close` while the run waits (at a million rows, most of the workbook)."""
+        they are compressed into the zip now, beside the other writers, instead of at `close`
+        while the run waits (at a million rows, most of the workbook)."""
+        self._later(self._seal_ahead)
+
+    def _seal_ahead(self) -> None:
         for title in self._ahead:
             self._note_dropped(title)
             self._wb.seal(ATTENTION.index(title) + 1)  # sheet 0 is the Summary
@@ -468,39 +498,40 @@ class _XlsxSink:
         if n := self._dropped.pop(title, 0):
             self._sheets[title].append((f"{n} more rows than Excel can hold: see report.csv",))
 
-    def take_ahead(self, batch: RecordBatch) -> None:
-        """Take one of the last batches before its turn, so the helper works on it while the
-        other files are written. Its rows keep their order: each sheet holds one outcome, and
-        the sheets these rows fill must get no row from the batches before them (checked)."""
-        self._taken.add(id(batch))
-        self._ahead.update(self._add(batch))
-
     def add(self, batch: RecordBatch) -> None:
-        if id(batch) not in self._taken:
-            self._add(batch, ahead=False)
+        """Hand the batch's rows for the sheets (most batches of a large plan have none: they
+        are creates) to the thread; only those rows are held until it takes them."""
+        if id(batch) in self._taken:
+            return
+        if not (frames := _sheet_frames(batch)):
+            return
+        size = int(sum(f.estimated_size() for f in frames.values()))
+        while self._waiting and (
+            self._waiting[0][0].done() or self._waiting_bytes + size > self.WAITING
+        ):
+            done, took = self._waiting.popleft()
+            done.result()
+            self._waiting_bytes -= took
+        self._waiting.append((self._later(lambda: self._render(frames, ahead=False)), size))
+        self._waiting_bytes += size
 
-    def _add(self, batch: RecordBatch, *, ahead: bool = True) -> list[str]:
-        """Each sheet gets its rows as columns, so the helper process, not this one, does the
-        work per row. The sheets that got rows."""
-        filled: list[str] = []
-        sheet_rows = batch.sheet_rows()
-        if not sheet_rows:
-            return filled
-        cols = batch.safe_columns()
-        for title, rows in sheet_rows.items():
+    def _render(self, frames: dict[str, pl.DataFrame], *, ahead: bool) -> None:
+        """Rows on their sheets (on the thread)."""
+        for title, frame in frames.items():
             if not ahead and title in self._ahead:
                 raise RuntimeError(f"report.xlsx: rows for {title!r} after rows taken ahead")
             sheet = self._sheets[title]
             room = xlsx.MAX_ROWS - 1 - sheet.rows  # the last row: the note
-            if len(rows) > room:
-                self._dropped[title] += len(rows) - room
-                rows = rows[:room]
-            if rows:
-                sheet.extend_columns(_picked(cols, rows, len(batch)))
-                filled.append(title)
-        return filled
+            if frame.height > room:
+                self._dropped[title] += frame.height - room
+                frame = frame.head(room)
+            if frame.height:
+                sheet.extend_frame(frame)
+                if ahead:
+                    self._ahead.add(title)
 
     def close(self, summary: Mapping[str, Any], rows: Sequence[tuple[str, object]]) -> None:
+        self._finish_work()
         self._summary.append(("what", "value"), bold=True)
         for key, value in rows:
             self._summary.append((key, value if isinstance(value, int) else str(value)))
@@ -508,19 +539,26 @@ class _XlsxSink:
             self._note_dropped(title)
         self._wb.save(self._tmp)
 
+    def _finish_work(self) -> None:
+        """Wait for every batch handed over; the first error, if any, raised."""
+        try:
+            while self._work:
+                self._work.popleft().result()
+        finally:
+            self._worker.shutdown(cancel_futures=True)  # after an error: what waits, dropped
+
     def abort(self) -> None:
+        with contextlib.suppress(Exception):  # reported already, or moot: the file goes
+            self._finish_work()
         self._wb.abort()
 
 
-def _picked(columns: Sequence[Sequence[object]], rows: list[int], n: int) -> list[Sequence[object]]:
-    """The cells of these rows, column by column: the columns themselves when every one of the
-    `n` rows is wanted (a batch of invalid rows, on the Invalid sheet), else picked in C."""
-    if len(rows) == n:
-        return list(columns)
-    if len(rows) == 1:
-        return [[c[rows[0]]] for c in columns]
-    pick = itemgetter(*rows)
-    return [pick(c) for c in columns]
+def _sheet_frames(batch: RecordBatch) -> dict[str, pl.DataFrame]:
+    """The batch's rows (neutralised) for each attention sheet, in order; none for most."""
+    if not (sheet_rows := batch.sheet_rows()):
+        return {}
+    frame = batch.safe()
+    return {t: frame if len(rows) == len(batch) else frame[rows] for t, rows in sheet_rows.items()}
 
 
 class _Sink(Protocol):
@@ -563,9 +601,9 @@ def write_records(
 class Records:
     """The report files, open (`open_records`): `write` them once."""
 
-    def __init__(self, sinks: Sequence[_Sink], pool: ThreadPoolExecutor) -> None:
+    def __init__(self, sinks: Sequence[_Sink], pools: Sequence[ThreadPoolExecutor]) -> None:
         self._sinks = sinks
-        self._pool = pool
+        self._pools = pools  # a thread for each sink `beside` the others, in `sinks`' order
         self.written = False
 
     def write(self, batches: Iterable[RecordBatch], finish: Finish) -> None:
@@ -577,7 +615,7 @@ class Records:
         now: list[Future[None]] = []
         try:
             for batch in batches:
-                now = _add(batch, self._sinks, self._pool)
+                now = _add(batch, self._sinks, self._pools)
                 _settle(before)
                 before, now = now, []
             _settle(before)
@@ -611,22 +649,30 @@ def open_records(
                 for batch in tail:
                     sink.take_ahead(batch)
                 sink.seal_ahead()
-        records = Records(sinks, stack.enter_context(ThreadPoolExecutor(1, "report")))
+        pools = [
+            stack.enter_context(ThreadPoolExecutor(1, f"report-{name.split('.')[-1]}"))
+            for name, sink in zip(names, sinks, strict=True)
+            if sink.beside
+        ]
+        records = Records(sinks, pools)
         yield records
         if not records.written:
             raise RuntimeError("the report files were opened but not written")
 
 
 def _add(
-    batch: RecordBatch, sinks: Sequence[_Sink], pool: ThreadPoolExecutor
+    batch: RecordBatch, sinks: Sequence[_Sink], pools: Sequence[ThreadPoolExecutor]
 ) -> list[Future[None]]:
-    """Hand the batch to every sink, the `beside` ones to the pool's thread (report.csv: the
-    futures returned) while the others work here: polars formats without the GIL, so report.csv
-    and report.json are made at once (warm 1M run: report stage 1.70 -> 1.45-1.50 s). The
-    frame is made here first, once; the thread goes on with this batch while this one makes the
-    next one's (`Records.write` waits for it then: two batches at most are in flight)."""
+    """Hand the batch to every sink: the `beside` ones each to a thread of its own (report.csv
+    and report.json: polars formats without the GIL, so they are made at once; the futures
+    returned), the others here (report.xlsx hands its rows to its own thread). The frame is made
+    here first, once; the threads go on with this batch while this one makes the next one's
+    (`Records.write` waits for them then: two batches at most are in flight)."""
     batch.raw  # noqa: B018 - made here, once: its neutralised columns are made beside
-    beside = [pool.submit(sink.add, batch) for sink in sinks if sink.beside]
+    beside = [
+        pool.submit(sink.add, batch)
+        for pool, sink in zip(pools, [s for s in sinks if s.beside], strict=True)
+    ]
     try:
         for sink in sinks:
             if not sink.beside:

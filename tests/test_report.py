@@ -6,9 +6,6 @@ import csv
 import io
 import json
 import stat
-import subprocess
-import sys
-import textwrap
 import threading
 import time
 import zipfile
@@ -18,6 +15,7 @@ from typing import Any
 from unittest import mock
 
 import openpyxl
+import polars as pl
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -403,38 +401,27 @@ def _sheets(path: Path) -> dict[str, bytes]:
         return {n: zf.read(n) for n in zf.namelist()}
 
 
-def test_the_helper_process_writes_the_same_workbook(tmp_path: Path) -> None:
-    recs = [*hostile_records(), *records()]
-    books = {"here": xlsx.Workbook(), "helper": xlsx.WorkbookProcess.start()}
-    assert books["helper"] is not None
-    for name, book in books.items():
-        assert book is not None
-        summary = book.add_sheet("Summary", frozen_header=False)
-        summary.append(("what", "value"), bold=True)
-        sheet = book.add_sheet("Invalid")
-        sheet.append(COLUMNS, bold=True)
-        sheet.extend_columns(list(zip(*recs[:5], strict=True)))
-        for r in recs[5:]:
-            sheet.append(r)
-        book.save(tmp_path / f"{name}.xlsx")
-    assert _sheets(tmp_path / "here.xlsx") == _sheets(tmp_path / "helper.xlsx")
-
-
-def test_a_helper_fed_faster_than_it_reads_gets_every_row_in_order(
+def test_xlsx_rows_handed_faster_than_rendered_arrive_all_and_in_order(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Batches wait in a queue for the pipe while the helper works (a 1-byte budget here: each
-    send waits for the one before); none is lost or reordered."""
-    monkeypatch.setattr(xlsx.WorkbookProcess, "BUDGET", 1)
+    """report.xlsx renders on its own thread: batches wait for it (at most `WAITING` bytes, here 1:
+    each render slowed down) and none is lost or reordered."""
     recs = [*hostile_records(), *records()]
-    books = {"here": xlsx.Workbook(), "helper": xlsx.WorkbookProcess.start()}
-    for name, book in books.items():
-        assert book is not None
-        sheet = book.add_sheet("Invalid")
-        for i in range(60):
-            sheet.extend_columns(list(zip(*recs[i % 7 :], strict=True)))
-        book.save(tmp_path / f"{name}.xlsx")
-    assert _sheets(tmp_path / "here.xlsx") == _sheets(tmp_path / "helper.xlsx")
+    batches = [report.RecordBatch.of(recs[i % 7 :]) for i in range(30)]
+    write_xlsx(tmp_path / "quick.xlsx", [], [r for i in range(30) for r in recs[i % 7 :]])
+    real = xlsx.Sheet.extend_frame
+    rendered: list[int] = []
+
+    def slow(self: xlsx.Sheet, frame: Any) -> None:
+        time.sleep(0.002)
+        rendered.append(frame.height)
+        real(self, frame)
+
+    monkeypatch.setattr(xlsx.Sheet, "extend_frame", slow)
+    monkeypatch.setattr(report._XlsxSink, "WAITING", 1)
+    report.write_records(tmp_path, batches, lambda: ({}, []), ["report.xlsx"])
+    assert len(rendered) >= len(batches)
+    assert _sheets(tmp_path / "report.xlsx") == _sheets(tmp_path / "quick.xlsx")
 
 
 def _mixed_batches() -> list[report.RecordBatch]:
@@ -495,85 +482,32 @@ def test_report_files_opened_then_left_unwritten_leave_nothing(tmp_path: Path) -
     assert names == ["report.csv", "report.json", "report.xlsx"]
 
 
-def test_a_helper_that_dies_fails_the_report_with_a_message(tmp_path: Path) -> None:
-    book = xlsx.WorkbookProcess.start()
-    assert book is not None
-    book.add_sheet("Invalid").append(COLUMNS, bold=True)
-    book._proc.kill()
-    book._proc.wait()
-    with pytest.raises(OSError, match=r"report\.xlsx writer"):
-        for _ in range(200):  # until the pipe notices
-            book.add_sheet("More").extend_columns([["x" * 1000] * 100])
-        book.save(tmp_path / "never.xlsx")
-    assert not (tmp_path / "never.xlsx").exists()
-
-
-def test_a_helper_that_dies_never_kills_this_process_with_sigpipe(tmp_path: Path) -> None:
-    """Where the host program restored SIGPIPE's default action, writing to a dead helper must
-    still end in the error above, not in the whole process killed without a word."""
-    code = textwrap.dedent(
-        """
-        import signal, sys
-        from pathlib import Path
-        from sync import xlsx
-        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-        book = xlsx.WorkbookProcess.start()
-        book.add_sheet("Invalid").append(("a", "b"), bold=True)
-        book._proc.kill()
-        book._proc.wait()
-        try:
-            for _ in range(200):
-                book.add_sheet("More").extend_columns([["x" * 1000] * 100])
-            book.save(Path(sys.argv[1]))
-        except OSError as exc:
-            print("raised:", exc)
-        """
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", code, str(tmp_path / "never.xlsx")],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, (done.returncode, done.stderr[-2000:])
-    assert done.stdout.startswith("raised: the report.xlsx writer")
-    assert not (tmp_path / "never.xlsx").exists()
-
-
-def test_reports_fall_back_to_this_process_without_a_helper(
+def test_a_failure_on_the_xlsx_thread_fails_the_report_and_leaves_no_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def refuse(*args: object, **kwargs: object) -> None:
-        raise OSError("no processes left")
+    """report.xlsx's rows are rendered on a thread of its own: its error is raised here (at the
+    next batch or at the end), its thread is gone afterwards, and no report file is left."""
 
-    monkeypatch.setattr(xlsx.subprocess, "Popen", refuse)
-    write_xlsx(tmp_path / "r.xlsx", [("rows read", 4)], records())
-    wb = openpyxl.load_workbook(tmp_path / "r.xlsx")
-    assert wb["Invalid"].cell(2, COLUMNS.index("name") + 1).value == "'=cmd()"
+    def full(self: xlsx.Sheet, frame: Any) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(xlsx.Sheet, "extend_frame", full)
+    batches = _mixed_batches()
+    for tail in (0, 2):  # rows handed in order, or taken ahead
+        with pytest.raises(OSError, match="No space left"):
+            report.write_records(tmp_path, batches, lambda: ({}, []), tail=batches[4 - tail :])
+        assert list(tmp_path.iterdir()) == []
+    assert not [t for t in threading.enumerate() if t.name.startswith("report-xlsx")]
 
 
-def test_a_failed_report_leaves_no_helper_and_no_file(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    started: list[xlsx.WorkbookProcess] = []
-    real = xlsx.WorkbookProcess.start
-
-    def start() -> xlsx.WorkbookProcess | None:
-        book = real()
-        assert book is not None
-        started.append(book)
-        return book
-
-    monkeypatch.setattr(xlsx.WorkbookProcess, "start", staticmethod(start))
-
+def test_a_failed_report_leaves_no_xlsx_thread_and_no_file(tmp_path: Path) -> None:
     def broken() -> Iterator[Record]:
         yield from records()
         raise RuntimeError("the plan went away")
 
     with pytest.raises(RuntimeError, match="went away"):
         write_xlsx(tmp_path / "r.xlsx", [], broken())
-    assert started and started[0]._proc.returncode is not None
+    assert not [t for t in threading.enumerate() if t.name.startswith("report-xlsx")]
     assert list(tmp_path.iterdir()) == []
 
 
@@ -669,13 +603,13 @@ def test_sheets_filled_ahead_are_sealed_early_with_their_excel_limit_note(
     issues = [record("invalid", "skipped", phone=f"+9230022{i:05d}") for i in range(9)]
     batches = [report.RecordBatch.of(entries), report.RecordBatch.of(issues)]
     sealed: list[int] = []
-    real_seal = xlsx.WorkbookProcess.seal
+    real_seal = xlsx.Workbook.seal
 
-    def seal(self: xlsx.WorkbookProcess, index: int) -> None:
+    def seal(self: xlsx.Workbook, index: int) -> None:
         sealed.append(index)
         real_seal(self, index)
 
-    monkeypatch.setattr(xlsx.WorkbookProcess, "seal", seal)
+    monkeypatch.setattr(xlsx.Workbook, "seal", seal)
     report.write_records(tmp_path, batches, lambda: ({}, []), tail=batches[1:])
     assert sealed == [report.ATTENTION.index("Invalid") + 1]
     with zipfile.ZipFile(tmp_path / "report.xlsx") as zf:
@@ -688,7 +622,10 @@ def test_sheets_filled_ahead_are_sealed_early_with_their_excel_limit_note(
     assert wb["Drift"].max_row == 3
 
 
-_CELL_TEXT = st.text(alphabet=st.sampled_from(list("ab <>&'\"=+-\x01\x0b\ufffeé中")), max_size=6)
+_CELL_TEXT = st.text(
+    alphabet=st.sampled_from(list("ab <>&'\"=+-\x01\x0b\x1c\ufffe\t\n\x85\xa0\u3000\u2028é中")),
+    max_size=6,
+)
 
 
 @settings(max_examples=200, deadline=None)
@@ -698,9 +635,8 @@ _CELL_TEXT = st.text(alphabet=st.sampled_from(list("ab <>&'\"=+-\x01\x0b\ufffeé
             st.one_of(
                 st.lists(st.one_of(st.none(), _CELL_TEXT), min_size=n, max_size=n),
                 st.lists(st.one_of(st.none(), st.integers(-5, 10**12)), min_size=n, max_size=n),
-                st.lists(
-                    st.one_of(st.none(), st.booleans(), st.floats(0, 1)), min_size=n, max_size=n
-                ),
+                st.lists(st.one_of(st.none(), st.booleans()), min_size=n, max_size=n),
+                st.lists(st.one_of(st.none(), st.floats(0, 1)), min_size=n, max_size=n),
             ),
             min_size=1,
             max_size=5,
@@ -709,19 +645,66 @@ _CELL_TEXT = st.text(alphabet=st.sampled_from(list("ab <>&'\"=+-\x01\x0b\ufffeé
     st.integers(0, 3),
     st.sampled_from([1, 2, 4096]),
 )
-def test_sheet_columns_make_the_same_xml_as_rows(
+def test_sheet_frames_make_the_same_xml_as_rows(
     columns: list[list[object]], before: int, at_once: int
 ) -> None:
-    """`extend_columns` (a column at a time) writes exactly what `append` writes row by row:
-    escaping, control characters removed, empty and None cells left out, integers as numbers,
-    other values through the row path."""
-    by_rows, by_columns = xlsx.Sheet("a", frozen_header=True), xlsx.Sheet("a", frozen_header=True)
-    for sheet in (by_rows, by_columns):
+    """`extend_frame` (XML made by polars) writes exactly what `append` writes row by row:
+    escaping, characters XML forbids removed, leading and trailing space kept (and said so only
+    then), empty and None cells left out, integers as numbers, other types through the rows."""
+    frame = pl.DataFrame({f"c{j}": col for j, col in enumerate(columns)})
+    by_rows, by_frame = xlsx.Sheet("a", frozen_header=True), xlsx.Sheet("a", frozen_header=True)
+    for sheet in (by_rows, by_frame):
         for _ in range(before):
             sheet.append(("head", 1), bold=True)
-    for row in zip(*columns, strict=True):
+    for row in frame.iter_rows():
         by_rows.append(row)
-    with mock.patch.object(xlsx, "_ROWS_AT_ONCE", at_once):  # rendered in slices of rows
-        by_columns.extend_columns(columns)
-    assert (by_columns.rows, by_columns.width) == (by_rows.rows, by_rows.width)
-    assert "".join(by_columns.xml_parts()) == "".join(by_rows.xml_parts())
+    with mock.patch.object(xlsx, "_ROWS_AT_ONCE", at_once):  # rendered in blocks of rows
+        by_frame.extend_frame(frame)
+    assert (by_frame.rows, by_frame.width) == (by_rows.rows, by_rows.width)
+    assert b"".join(by_frame.xml_parts()) == b"".join(by_rows.xml_parts())
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.tuples(st.just("frame"), st.integers(0, 5), st.sampled_from(["text", "int"])),
+            st.tuples(st.just("row"), st.integers(1, 1), st.just("text")),
+        ),
+        max_size=12,
+    ),
+    st.sampled_from([1, 3, 8]),
+)
+def test_sheet_frames_given_in_turn_keep_their_order_and_numbers(
+    steps: list[tuple[str, int, str]], at_once: int
+) -> None:
+    """Small frames wait to be rendered together: mixed with single rows and frames of other
+    types, every row still lands in order, with its number and its own cell types."""
+    by_rows, by_frame = xlsx.Sheet("a", frozen_header=True), xlsx.Sheet("a", frozen_header=True)
+    with mock.patch.object(xlsx, "_ROWS_AT_ONCE", at_once):
+        for k, (kind, n, typed) in enumerate(steps):
+            values: list[object] = [
+                f"v{k}.{i}" if typed == "text" else k * 10 + i for i in range(n)
+            ]
+            if kind == "row":
+                by_rows.append((f"r{k}", None))
+                by_frame.append((f"r{k}", None))
+                continue
+            frame = pl.DataFrame({"a": values, "b": [None] * n}, schema_overrides={"b": pl.String})
+            for row in frame.iter_rows():
+                by_rows.append(row)
+            by_frame.extend_frame(frame)
+            assert by_frame.rows == by_rows.rows
+    assert b"".join(by_frame.xml_parts()) == b"".join(by_rows.xml_parts())
+
+
+def test_xlsx_keeps_edge_spaces_and_says_so_only_there(tmp_path: Path) -> None:
+    names = [" lead", "trail\u3000", "in side", "\xa0both\n"]
+    recs = [record("invalid", "skipped", name=n) for n in names]
+    path = tmp_path / "r.xlsx"
+    write_xlsx(path, [], recs)
+    xml = _sheets(path)[f"xl/worksheets/sheet{report.ATTENTION.index('Invalid') + 2}.xml"]
+    assert xml.count(b'xml:space="preserve"') == 3
+    wb = openpyxl.load_workbook(path)
+    column = COLUMNS.index("name") + 1
+    assert [wb["Invalid"].cell(i, column).value for i in range(2, 6)] == names
