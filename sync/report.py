@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from itertools import chain, islice, repeat
-from operator import methodcaller
+from operator import itemgetter, methodcaller
 from pathlib import Path
 from typing import Any, BinaryIO, Final, NamedTuple, Protocol, cast
 
@@ -451,7 +451,7 @@ class _XlsxSink:
     here, at the next `add` or at `close`."""
 
     beside = False
-    WAITING: Final = 64 << 20
+    WAITING: Final = 16 << 20
 
     def __init__(self, tmp: Path) -> None:
         self._tmp = tmp
@@ -554,11 +554,27 @@ class _XlsxSink:
 
 
 def _sheet_frames(batch: RecordBatch) -> dict[str, pl.DataFrame]:
-    """The batch's rows (neutralised) for each attention sheet, in order; none for most."""
+    """The batch's rows (neutralised) for each attention sheet, in order; none for most. Rows
+    picked from a batch are made into a frame of their own: a frame polars picks from another
+    keeps the whole batch's text buffers alive while it waits."""
     if not (sheet_rows := batch.sheet_rows()):
         return {}
-    frame = batch.safe()
-    return {t: frame if len(rows) == len(batch) else frame[rows] for t, rows in sheet_rows.items()}
+    n = len(batch)
+    if len(sheet_rows) == 1 and len(next(iter(sheet_rows.values()))) == n:
+        return {title: batch.safe() for title in sheet_rows}
+    columns = batch.safe_columns()
+    return {t: _frame(_picked(columns, rows, n)) for t, rows in sheet_rows.items()}
+
+
+def _picked(columns: Sequence[Sequence[object]], rows: list[int], n: int) -> list[Sequence[object]]:
+    """The cells of these rows, column by column: the columns themselves when every one of the
+    `n` rows is wanted, else picked in C."""
+    if len(rows) == n:
+        return list(columns)
+    if len(rows) == 1:
+        return [[c[rows[0]]] for c in columns]
+    pick = itemgetter(*rows)
+    return [pick(c) for c in columns]
 
 
 class _Sink(Protocol):

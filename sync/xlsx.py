@@ -207,7 +207,8 @@ def _rendered(frame: pl.DataFrame, first: int) -> bytes:
     return pl.DataFrame(named).select(xml).item()  # type: ignore[no-any-return]
 
 
-_ROWS_AT_ONCE = 16_384  # rows `Sheet.extend_frame` renders at a time (~12 MB of XML)
+_ROWS_AT_ONCE = 4096  # rows `Sheet.extend_frame` renders at a time (~3 MB of XML; larger blocks
+# left polars' allocator holding more: report.xlsx at 1M records peaked 28 MB higher at 8,192)
 _LETTERS = [column_letter(i) for i in range(64)]
 _TEXT = '" t="inlineStr" s="2"><is>'
 _BOLD = '" t="inlineStr" s="1"><is>'
