@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
+from typing import Any
 
 import polars as pl
 import pytest
@@ -21,7 +22,7 @@ from test_normalize import REGIONS, corpus, wide_corpus
 from sync import phonebatch
 from sync.phonebatch import normalize_column
 from sync.phonecache import normalize_values
-from sync.phones import normalize_phone
+from sync.phones import normalize_fast, normalize_phone
 
 
 @pytest.fixture(autouse=True)
@@ -149,3 +150,21 @@ def test_a_pattern_polars_refuses_leaves_the_cells_to_the_scalar_path(
     assert normalize_values([(r, "PK") for r in raws]) == {
         (r, "PK"): normalize_phone(r, "PK") for r in raws
     }
+
+
+def test_a_pattern_refused_for_one_calling_code_leaves_only_its_cells(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every calling code's answers come from one polars query; when it fails, each part is
+    run alone, so only the cells of the part polars refuses (DE's here) take the scalar path."""
+    real = phonebatch._viable
+
+    def refused_for_de(plan: Any, x: pl.Expr) -> pl.Expr:
+        return x.str.contains("(unclosed") if plan.cc == 49 else real(plan, x)
+
+    monkeypatch.setattr(phonebatch, "_viable", refused_for_de)
+    raws = ["+49 30 901820", "0300-1234567", "+1 212 555 0123", "+44 7911 123456"]
+    got = normalize_column(raws, "PK")
+    assert got[0] is None
+    assert got[1:] == [normalize_fast(r, "PK") for r in raws[1:]]
+    assert all(g is not None for g in got[1:])
