@@ -99,6 +99,7 @@ def through_pipe(write: Callable[[str | IO[bytes]], Any], sink: Callable[[bytes]
         sink(buf.getvalue())
         return
     read_end, write_end = os.pipe()
+    _widen(write_end)
     failed: list[BaseException] = []
 
     def drain() -> None:
@@ -123,6 +124,16 @@ def through_pipe(write: Callable[[str | IO[bytes]], Any], sink: Callable[[bytes]
         thread.join()
         if failed:
             raise failed[0]
+
+
+def _widen(pipe: int) -> None:
+    """Give the pipe a 1 MiB buffer where the system allows (Linux: up to pipe-max-size, 1 MiB
+    by default). With the usual 64 KiB, the writer and the draining thread took turns every
+    64 KiB: a warm 1M-row run passes ~0.4 GB through pipes."""
+    set_size = getattr(fcntl, "F_SETPIPE_SZ", None)
+    if set_size is not None:
+        with contextlib.suppress(OSError):  # a lower limit, or no such control: as it was
+            fcntl.fcntl(pipe, set_size, _CHUNK)
 
 
 _O_DIRECT: int = getattr(os, "O_DIRECT", 0) if fcntl is not None else 0

@@ -10,6 +10,11 @@ import threading
 from pathlib import Path
 from typing import IO, Any
 
+try:
+    import fcntl
+except ImportError:  # Windows: no pipes by path either
+    fcntl = None  # type: ignore[assignment]
+
 import polars as pl
 import pytest
 
@@ -238,3 +243,20 @@ def test_direct_writer_raises_other_errors(tmp_path: Path, monkeypatch: pytest.M
     with pytest.raises(OSError, match="No space left"):
         w.close()  # the tail; the descriptor is closed all the same
     w.close()  # idempotent
+
+
+@pytest.mark.skipif(
+    not files.PIPE_PATHS or not hasattr(fcntl, "F_GETPIPE_SZ"), reason="Linux pipes only"
+)
+def test_the_pipe_holds_a_mebibyte_where_the_system_allows() -> None:
+    """polars writes its output in large blocks; with the usual 64 KiB pipe, it and the draining
+    thread took turns every 64 KiB."""
+    limit = int(Path("/proc/sys/fs/pipe-max-size").read_text())
+    seen: list[int] = []
+
+    def write(target: str | IO[bytes]) -> None:
+        assert isinstance(target, str)
+        seen.append(fcntl.fcntl(int(target.rsplit("/", 1)[1]), fcntl.F_GETPIPE_SZ))
+
+    files.through_pipe(write, lambda chunk: None)
+    assert len(seen) == 1 and seen[0] >= min(1 << 20, limit)
