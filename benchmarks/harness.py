@@ -15,10 +15,10 @@ Every measured thing is a fresh child process, so start-up is included and memor
   started by a tiny launcher (`python -S`, ~10 MB) rather than from this process. PSS, not a
   sum of RSS: forked pool workers share their parent's pages, which RSS counts once per process
   and PSS divides among them.
-  Even so, the sampler slows what it watches: a warm 1M-row plan has one child (the report.xlsx
-  helper) for exactly its report stage, and walking the 700 MB parent every 10 ms then stalls
-  it. Timed runs therefore pass `sample_every=None` (peak: the command's ru_maxrss alone), and
-  the cases measure memory in a run of its own.
+  Even so, the sampler slows what it watches: a warm 1M-row plan had one child (the report.xlsx
+  helper, since replaced by a thread) for exactly its report stage, and walking the 700 MB
+  parent every 10 ms then stalled it. Timed runs therefore pass `sample_every=None` (peak:
+  the command's ru_maxrss alone), and the cases measure memory in a run of its own.
 """
 
 from __future__ import annotations

@@ -652,9 +652,9 @@ def open_records(
     error, or without that write, no file is left.
 
     `tail`: the last batches the records will have (the same objects), when the caller has them
-    already. report.xlsx takes them now, so its helper process renders them while the caller
-    goes on: with the plan.json it still has to write, then beside the CSV and JSON (at a
-    million rows, the invalid and duplicate rows come last and are most of the workbook)."""
+    already. report.xlsx takes them now, so its thread renders them while the caller goes on:
+    with the plan.json it still has to write, then beside the CSV and JSON (at a million rows,
+    the invalid and duplicate rows come last and are most of the workbook)."""
     with contextlib.ExitStack() as stack:
         sinks = []
         for name in names:

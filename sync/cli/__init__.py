@@ -46,8 +46,8 @@ def cli() -> None:
 def main() -> None:
     """The `contact-sync` console script. Its process ends as soon as the command has flushed
     its output, by `os._exit`: the run's rows are left to the OS (`leave_memory_to_exit`), and
-    nothing is left that an exit handler would still have to do (files, locks, threads and the
-    XLSX helper are all closed by the code that opened them)."""
+    nothing is left that an exit handler would still have to do (files, locks and threads are
+    all closed by the code that opened them)."""
     from sync import engine  # already imported by the commands: costs nothing here
 
     engine.leave_memory_to_exit()
