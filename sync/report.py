@@ -548,8 +548,10 @@ class _XlsxSink:
             self._worker.shutdown(cancel_futures=True)  # after an error: what waits, dropped
 
     def abort(self) -> None:
-        with contextlib.suppress(Exception):  # reported already, or moot: the file goes
-            self._finish_work()
+        # what waits is dropped; what runs finishes (it writes only the workbook's own files)
+        self._worker.shutdown(cancel_futures=True)
+        self._work.clear()
+        self._waiting.clear()
         self._wb.abort()
 
 

@@ -708,3 +708,30 @@ def test_xlsx_keeps_edge_spaces_and_says_so_only_there(tmp_path: Path) -> None:
     wb = openpyxl.load_workbook(path)
     column = COLUMNS.index("name") + 1
     assert [wb["Invalid"].cell(i, column).value for i in range(2, 6)] == names
+
+
+def test_a_failed_report_drops_the_rows_still_waiting_for_the_xlsx_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a failure (or Ctrl-C) the rows handed to report.xlsx's thread and not started are
+    dropped, not rendered into a file that is about to go."""
+    real = xlsx.Sheet.extend_frame
+    rendered: list[int] = []
+
+    def slow(self: xlsx.Sheet, frame: Any) -> None:
+        time.sleep(0.2)
+        rendered.append(frame.height)
+        real(self, frame)
+
+    monkeypatch.setattr(xlsx.Sheet, "extend_frame", slow)
+    invalid = [record("invalid", "skipped", phone=f"+9230011{i:05d}") for i in range(6)]
+
+    def batches() -> Iterator[report.RecordBatch]:
+        for r in invalid:
+            yield report.RecordBatch.of([r])
+        raise RuntimeError("the plan went away")
+
+    with pytest.raises(RuntimeError, match="went away"):
+        report.write_records(tmp_path, batches(), lambda: ({}, []))
+    assert len(rendered) < len(invalid)
+    assert list(tmp_path.iterdir()) == []
