@@ -401,6 +401,20 @@ def _sheets(path: Path) -> dict[str, bytes]:
         return {n: zf.read(n) for n in zf.namelist()}
 
 
+def _slow_renders(monkeypatch: pytest.MonkeyPatch, seconds: float) -> list[int]:
+    """Every frame report.xlsx's thread renders takes `seconds` longer; their sizes, as rendered."""
+    real = xlsx.Sheet.extend_frame
+    rendered: list[int] = []
+
+    def slow(self: xlsx.Sheet, frame: Any) -> None:
+        time.sleep(seconds)
+        rendered.append(frame.height)
+        real(self, frame)
+
+    monkeypatch.setattr(xlsx.Sheet, "extend_frame", slow)
+    return rendered
+
+
 def test_xlsx_rows_handed_faster_than_rendered_arrive_all_and_in_order(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -409,15 +423,7 @@ def test_xlsx_rows_handed_faster_than_rendered_arrive_all_and_in_order(
     recs = [*hostile_records(), *records()]
     batches = [report.RecordBatch.of(recs[i % 7 :]) for i in range(30)]
     write_xlsx(tmp_path / "quick.xlsx", [], [r for i in range(30) for r in recs[i % 7 :]])
-    real = xlsx.Sheet.extend_frame
-    rendered: list[int] = []
-
-    def slow(self: xlsx.Sheet, frame: Any) -> None:
-        time.sleep(0.002)
-        rendered.append(frame.height)
-        real(self, frame)
-
-    monkeypatch.setattr(xlsx.Sheet, "extend_frame", slow)
+    rendered = _slow_renders(monkeypatch, 0.002)
     monkeypatch.setattr(report._XlsxSink, "WAITING", 1)
     report.write_records(tmp_path, batches, lambda: ({}, []), ["report.xlsx"])
     assert len(rendered) >= len(batches)
@@ -715,15 +721,7 @@ def test_a_failed_report_drops_the_rows_still_waiting_for_the_xlsx_thread(
 ) -> None:
     """On a failure (or Ctrl-C) the rows handed to report.xlsx's thread and not started are
     dropped, not rendered into a file that is about to go."""
-    real = xlsx.Sheet.extend_frame
-    rendered: list[int] = []
-
-    def slow(self: xlsx.Sheet, frame: Any) -> None:
-        time.sleep(0.2)
-        rendered.append(frame.height)
-        real(self, frame)
-
-    monkeypatch.setattr(xlsx.Sheet, "extend_frame", slow)
+    rendered = _slow_renders(monkeypatch, 0.2)
     invalid = [record("invalid", "skipped", phone=f"+9230011{i:05d}") for i in range(6)]
 
     def batches() -> Iterator[report.RecordBatch]:
