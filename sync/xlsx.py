@@ -93,7 +93,7 @@ class Sheet:
         for i, v in enumerate(values):
             if v is None or v == "":
                 continue
-            col = _LETTERS[i] if i < len(_LETTERS) else column_letter(i)
+            col = _letter(i)
             if type(v) is int:
                 cells.append(f'<c r="{col}{n}"><v>{v}</v></c>')
                 continue
@@ -182,7 +182,7 @@ def _rendered(frame: pl.DataFrame, first: int) -> bytes:
     for j, values in enumerate(frame.get_columns()):
         col = pl.col(name := f"c{j}")
         named[name] = values
-        open_cell = pl.lit(f'<c r="{_LETTERS[j] if j < len(_LETTERS) else column_letter(j)}')
+        open_cell = pl.lit(f'<c r="{_letter(j)}')
         if values.dtype != pl.String:
             row.append(pl.concat_str(open_cell, number, pl.lit('"><v>'), col, pl.lit("</v></c>")))
             continue
@@ -201,7 +201,7 @@ def _rendered(frame: pl.DataFrame, first: int) -> bytes:
                 pl.when(text.str.contains(_EDGE_SPACE)).then(pl.lit(_KEEP_SPACE)).otherwise(opening)
             )
         cell = pl.concat_str(open_cell, number, pl.lit(_TEXT), opening, text, pl.lit(_CLOSE))
-        row.append(cell if written.all() else pl.when(col.str.len_bytes() > 0).then(cell))
+        row.append(cell if written.all() else pl.when(pl.lit(written)).then(cell))
     row.append(pl.lit("</row>"))
     xml = pl.concat_str(row, ignore_nulls=True).str.join("").cast(pl.Binary)
     return pl.DataFrame(named).select(xml).item()  # type: ignore[no-any-return]
@@ -210,6 +210,13 @@ def _rendered(frame: pl.DataFrame, first: int) -> bytes:
 _ROWS_AT_ONCE = 4096  # rows `Sheet.extend_frame` renders at a time (~3 MB of XML; larger blocks
 # left polars' allocator holding more: report.xlsx at 1M records peaked 28 MB higher at 8,192)
 _LETTERS = [column_letter(i) for i in range(64)]
+
+
+def _letter(index: int) -> str:
+    """`column_letter`, looked up for the first 64 columns."""
+    return _LETTERS[index] if index < len(_LETTERS) else column_letter(index)
+
+
 _TEXT = '" t="inlineStr" s="2"><is>'
 _BOLD = '" t="inlineStr" s="1"><is>'
 # a text's leading or trailing space is kept only when the XML says so (as openpyxl and
