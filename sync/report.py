@@ -79,6 +79,13 @@ _SHEET_OF_ACTION = {
     "replace": "Deleted",
 }
 _FAILED = frozenset({"failed", "not_attempted", "unverified"})
+_ON_SHEET: Final = {  # `attention()` for polars: which records each sheet shows
+    "Failed": pl.col("outcome").is_in(sorted(_FAILED)),
+    **{
+        title: pl.col("action").is_in([a for a, t in _SHEET_OF_ACTION.items() if t == title])
+        for title in ATTENTION[1:]
+    },
+}
 
 
 def attention(r: Record) -> list[str]:
@@ -259,32 +266,34 @@ def _safe_columns(
     columns: list[Sequence[object]], frame: pl.DataFrame, text: Iterable[int] = _FREE_TEXT
 ) -> list[Sequence[object]]:
     """The columns with the cells of the `text` columns neutralised (`safe_cell`), column-wise:
-    polars finds the cells that start like a formula and are not a plain number (its `\\s` is
-    narrower than Python's, so it may pass a few too many, never too few), and `safe_cell`
-    settles those. A column with nothing to change is returned as the same object."""
+    polars finds, in one call, the cells that start like a formula and are not a plain number
+    (its `\\s` is narrower than Python's, so it may pass a few too many, never too few), and
+    `safe_cell` settles those. A column with nothing to change is returned as the same object."""
     out = list(columns)
+    varied = []
     for j in text:
         if all_equal(columns[j]):  # one value (a file name, a sheet, the groups): one check
             value = columns[j][0]
             if (cell := safe_cell(value)) != value:
                 out[j] = [cell] * len(columns[j])
-            continue
-        col = frame.to_series(j)
-        suspect = col.str.contains(_SUSPECT)
-        if not suspect.any():  # the usual column: nothing starts like a formula
-            continue
-        hits = (suspect & ~col.str.contains(_PLAIN)).arg_true().to_list()
-        if not hits:
-            continue
-        fixed = list(columns[j])
-        changed = False
-        for i in hits:
-            cell = safe_cell(fixed[i])
-            changed = changed or cell != fixed[i]
-            fixed[i] = cell
-        if changed:
-            out[j] = fixed
+        else:
+            varied.append(j)
+    found = frame.select(_suspects(pl.nth(j)).alias(str(j)) for j in varied) if varied else None
+    for j, hits in zip(varied, found.row(0) if found is not None else (), strict=True):
+        cells = [safe_cell(columns[j][i]) for i in hits]
+        if any(cell != columns[j][i] for i, cell in zip(hits, cells, strict=True)):
+            fixed = out[j] = list(columns[j])
+            for i, cell in zip(hits, cells, strict=True):
+                fixed[i] = cell
     return out
+
+
+def _suspects(col: pl.Expr) -> pl.Expr:
+    """The rows (a list) whose cell starts like a formula and is not a plain number; the second
+    test only on the cells the first one found (a phone column has many)."""
+    starts = col.str.contains(_SUSPECT)
+    plain = col.filter(starts).str.contains(_PLAIN)
+    return pl.int_range(pl.len()).filter(starts).filter(~plain).implode()
 
 
 class RecordBatch:
@@ -333,12 +342,11 @@ class RecordBatch:
         found by polars: most records belong on none); the sheets without rows left out."""
         if not len(self):
             return {}
-        frame = self.raw
-        actions = frame["action"]
-        found = {"Failed": frame["outcome"].is_in(list(_FAILED))}
-        for title in ATTENTION[1:]:
-            found[title] = actions.is_in([a for a, t in _SHEET_OF_ACTION.items() if t == title])
-        return {t: rows.arg_true().to_list() for t, rows in found.items() if rows.any()}
+        found = self.raw.select(
+            pl.int_range(pl.len()).filter(on_sheet).implode().alias(title)
+            for title, on_sheet in _ON_SHEET.items()
+        )
+        return {title: rows for title, rows in zip(_ON_SHEET, found.row(0), strict=True) if rows}
 
 
 class _CsvSink:
