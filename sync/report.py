@@ -374,7 +374,7 @@ class _JsonSink:
     room kept for the summary, which is written into that room at the end and padded with
     spaces (JSON whitespace). A summary too big for the room moves the records once."""
 
-    beside = False
+    beside = True
     ROOM: Final = 8 * 1024  # a summary is ~1 KB; a long refusal or verify error fits too
 
     _SEP: Final = b",\n  "
