@@ -20,7 +20,7 @@ import shutil
 import struct
 import tempfile
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import IO
 from xml.sax.saxutils import escape, quoteattr
@@ -180,17 +180,14 @@ class Sheet:
 
 def _rendered(frame: pl.DataFrame, first: int) -> bytes:
     """The XML of the frame's rows, numbered from `first`, exactly as `Sheet.append` writes them,
-    in two polars calls: what the text columns hold, then one expression per cell (checks that
-    found nothing, the usual case, leave a step out) and the row joined with the cells that are
-    not null (no cell). Few calls matter: each one gives up the GIL and waits to take it back,
-    and this runs on a thread beside others that hold it."""
+    in two polars calls (three where a column has something to escape, remove or keep): what the
+    text columns hold, then one expression per cell (checks that found nothing, the usual case,
+    leave a step out) and the row joined with the cells that are not null (no cell). Few calls
+    matter: each one gives up the GIL and waits to take it back, and this runs on a thread beside
+    others that hold it."""
     texts = [j for j, dtype in enumerate(frame.dtypes) if dtype == pl.String]
-    facts = frame.select(
-        fact.alias(f"{j}.{k}") for j in texts for k, fact in enumerate(_text_facts(pl.nth(j)))
-    )
-    values = facts.row(0) if texts else ()
-    n = len(values) // max(len(texts), 1)
-    found = {j: values[n * k : n * k + n] for k, j in enumerate(texts)}
+    found = _facts(frame, texts, _text_facts)  # and where something is special, what
+    found |= _facts(frame, [j for j in texts if found[j][2]], _special_facts)
     number = pl.int_range(first, first + frame.height, dtype=pl.Int64).cast(pl.String)
     row = [pl.lit('<row r="'), number, pl.lit('">')]
     for j, dtype in enumerate(frame.dtypes):
@@ -199,7 +196,8 @@ def _rendered(frame: pl.DataFrame, first: int) -> bytes:
         if dtype != pl.String:
             row.append(pl.concat_str(open_cell, number, pl.lit('"><v>'), col, pl.lit("</v></c>")))
             continue
-        any_written, all_written, escape_chars, illegal, edge = found[j]
+        any_written, all_written, special = found[j][:3]
+        escape_chars, illegal, edge = found[j][3:] if special else (False, False, False)
         if not any_written:
             continue
         text = col
@@ -220,13 +218,35 @@ def _rendered(frame: pl.DataFrame, first: int) -> bytes:
     return frame.select(xml).item()  # type: ignore[no-any-return]
 
 
-def _text_facts(col: pl.Expr) -> tuple[pl.Expr, ...]:
-    """Whether any cell of a text column is written, whether all are, and whether any needs
+def _facts(
+    frame: pl.DataFrame, columns: Sequence[int], facts: Callable[[pl.Expr], Sequence[pl.Expr]]
+) -> dict[int, tuple[bool, ...]]:
+    """These facts about each of these columns of the frame, in one polars call."""
+    if not columns:
+        return {}
+    row = frame.select(
+        fact.alias(f"{j}.{k}") for j in columns for k, fact in enumerate(facts(pl.nth(j)))
+    ).row(0)
+    n = len(row) // len(columns)
+    return {j: row[n * k : n * k + n] for k, j in enumerate(columns)}
+
+
+def _text_facts(col: pl.Expr) -> Sequence[pl.Expr]:
+    """Whether any cell of a text column is written, whether all are, and whether any has a
+    character to escape or remove, or may start or end with a space (then `_special_facts`:
+    one regex scans a column that has none of them, the usual case)."""
+    written = col.str.len_bytes().fill_null(0) > 0
+    return written.any(), written.all(), col.str.contains(_SPECIAL).any()
+
+
+def _special_facts(col: pl.Expr) -> Sequence[pl.Expr]:
+    """Written?, all written?, special? (as `_text_facts` found), then whether any cell needs
     escaping, has characters to remove, or may start or end with a space once cleaned."""
     written = col.str.len_bytes().fill_null(0) > 0
     return (
         written.any(),
         written.all(),
+        pl.lit(True),
         col.str.contains("[&<>]").any(),
         col.str.contains(_ILLEGAL_RE).any(),
         col.str.contains(_MAY_EDGE_SPACE).any(),
@@ -254,6 +274,7 @@ _EDGE_SPACE = r"^\s|\s$"
 _ILLEGAL_CHARS = r"\x00-\x08\x0B\x0C\x0E-\x1F\x{FFFE}\x{FFFF}"
 _ILLEGAL_RE = f"[{_ILLEGAL_CHARS}]"  # `_ILLEGAL`, for polars
 _MAY_EDGE_SPACE = rf"^[\s{_ILLEGAL_CHARS}]|[\s{_ILLEGAL_CHARS}]$"  # once removed, a space?
+_SPECIAL = f"[&<>{_ILLEGAL_CHARS}]|{_MAY_EDGE_SPACE}"  # any of the three
 _ENTITIES = (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"))  # `escape`'s order: & first
 
 
