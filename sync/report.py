@@ -278,8 +278,10 @@ def _safe_columns(
                 out[j] = [cell] * len(columns[j])
         else:
             varied.append(j)
-    found = frame.select(_suspects(pl.nth(j)).alias(str(j)) for j in varied) if varied else None
-    for j, hits in zip(varied, found.row(0) if found is not None else (), strict=True):
+    found = (
+        frame.select(_suspects(pl.nth(j)).alias(str(j)) for j in varied).row(0) if varied else ()
+    )
+    for j, hits in zip(varied, found, strict=True):
         cells = [safe_cell(columns[j][i]) for i in hits]
         if any(cell != columns[j][i] for i, cell in zip(hits, cells, strict=True)):
             fixed = out[j] = list(columns[j])
@@ -453,7 +455,7 @@ class _XlsxSink:
     each with a frozen, filtered header and phones as text. A sheet that would pass Excel's row
     limit ends with a note pointing to report.csv.
 
-    Its rows are rendered (by polars) and compressed (by zlib), both mostly without the GIL, on
+    Its rows are rendered (by polars) and deflated (`xlsx.Part`), both mostly without the GIL, on
     a thread of its own, in the order they come: `add` only hands a batch over, and waits only
     when `WAITING` bytes of rows wait already (bounded memory). A failure there is raised
     here, at the next `add` or at `close`."""
@@ -493,8 +495,8 @@ class _XlsxSink:
 
     def seal_ahead(self) -> None:
         """The sheets the batches taken ahead filled are finished (`add` refuses rows for them):
-        they are compressed into the zip now, beside the other writers, instead of at `close`
-        while the run waits (at a million rows, most of the workbook)."""
+        they go into the zip now, beside the other writers, instead of at `close` while the run
+        waits (at a million rows, most of the workbook)."""
         self._later(self._seal_ahead)
 
     def _seal_ahead(self) -> None:

@@ -3,14 +3,15 @@
 Why not openpyxl here: its write-only mode costs ~90 µs a row (measured: 12 columns), so a
 report with a few hundred thousand rows needing attention took longer than the sync itself.
 This writer produces the same SpreadsheetML parts with inline strings, in constant memory (each
-sheet streams to a temporary file, then into the zip), and is read back by openpyxl in the
-tests. Strings are always written as text, never as formulas or numbers.
+sheet is deflated as it is written, into a temporary file, then copied into the zip), and is
+read back by openpyxl in the tests. Strings are always written as text, never as formulas or
+numbers.
 
 Rows come one at a time (`Sheet.append`) or as a polars frame (`Sheet.extend_frame`), whose
-cells' XML polars makes in native code, as `append` would, without holding the GIL; zlib
-compresses without it too. So the report writes its workbook on a thread beside its CSV and JSON
-writers. (It used to be made by a helper process rendering the XML in Python: at a million
-report rows, 0.85 CPU-s of the 2.5 the reports took.)
+cells' XML polars makes in native code, as `append` would, without holding the GIL; the
+deflating (ISA-L, else zlib) runs without it too. So the report writes its workbook on a thread
+beside its CSV and JSON writers. (It used to be made by a helper process rendering the XML in
+Python: at a million report rows, 0.85 CPU-s of the 2.5 the reports took.)
 """
 
 from __future__ import annotations
@@ -186,8 +187,8 @@ def _rendered(frame: pl.DataFrame, first: int) -> bytes:
     matter: each one gives up the GIL and waits to take it back, and this runs on a thread beside
     others that hold it."""
     texts = [j for j, dtype in enumerate(frame.dtypes) if dtype == pl.String]
-    found = _facts(frame, texts, _text_facts)  # and where something is special, what
-    found |= _facts(frame, [j for j in texts if found[j][2]], _special_facts)
+    found = _facts(frame, texts, _text_facts)
+    special = _facts(frame, [j for j in texts if found[j][2]], _special_facts)
     number = pl.int_range(first, first + frame.height, dtype=pl.Int64).cast(pl.String)
     row = [pl.lit('<row r="'), number, pl.lit('">')]
     for j, dtype in enumerate(frame.dtypes):
@@ -196,8 +197,8 @@ def _rendered(frame: pl.DataFrame, first: int) -> bytes:
         if dtype != pl.String:
             row.append(pl.concat_str(open_cell, number, pl.lit('"><v>'), col, pl.lit("</v></c>")))
             continue
-        any_written, all_written, special = found[j][:3]
-        escape_chars, illegal, edge = found[j][3:] if special else (False, False, False)
+        any_written, all_written, _ = found[j]
+        escape_chars, illegal, edge = special.get(j, (False, False, False))
         if not any_written:
             continue
         text = col
@@ -212,7 +213,7 @@ def _rendered(frame: pl.DataFrame, first: int) -> bytes:
                 pl.when(text.str.contains(_EDGE_SPACE)).then(pl.lit(_KEEP_SPACE)).otherwise(opening)
             )
         cell = pl.concat_str(open_cell, number, pl.lit(_TEXT), opening, text, pl.lit(_CLOSE))
-        row.append(cell if all_written else pl.when(col.str.len_bytes() > 0).then(cell))
+        row.append(cell if all_written else pl.when(_written(col)).then(cell))
     row.append(pl.lit("</row>"))
     xml = pl.concat_str(row, ignore_nulls=True).str.join("").cast(pl.Binary)
     return frame.select(xml).item()  # type: ignore[no-any-return]
@@ -231,22 +232,23 @@ def _facts(
     return {j: row[n * k : n * k + n] for k, j in enumerate(columns)}
 
 
+def _written(col: pl.Expr) -> pl.Expr:
+    """Which cells of a text column get a cell in the XML: None and "" get none."""
+    return col.str.len_bytes().fill_null(0) > 0
+
+
 def _text_facts(col: pl.Expr) -> Sequence[pl.Expr]:
     """Whether any cell of a text column is written, whether all are, and whether any has a
     character to escape or remove, or may start or end with a space (then `_special_facts`:
     one regex scans a column that has none of them, the usual case)."""
-    written = col.str.len_bytes().fill_null(0) > 0
+    written = _written(col)
     return written.any(), written.all(), col.str.contains(_SPECIAL).any()
 
 
 def _special_facts(col: pl.Expr) -> Sequence[pl.Expr]:
-    """Written?, all written?, special? (as `_text_facts` found), then whether any cell needs
-    escaping, has characters to remove, or may start or end with a space once cleaned."""
-    written = col.str.len_bytes().fill_null(0) > 0
+    """For a column `_text_facts` found special: whether any cell needs escaping, has
+    characters to remove, or may start or end with a space once cleaned."""
     return (
-        written.any(),
-        written.all(),
-        pl.lit(True),
         col.str.contains("[&<>]").any(),
         col.str.contains(_ILLEGAL_RE).any(),
         col.str.contains(_MAY_EDGE_SPACE).any(),
