@@ -14,7 +14,9 @@ import mmap
 import os
 import tempfile
 import threading
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
@@ -150,7 +152,14 @@ class DirectWriter:
     the host takes back when free (balloon free-page reporting) every fresh page costs a fault
     in the host: writing 520 MB and fsyncing took 1.2-1.6 s here, direct 0.23-0.26 s. Where
     O_DIRECT is missing or refused (tmpfs on older kernels, macOS, Windows), or a direct write
-    fails with EINVAL, it writes the usual way: the same bytes either way."""
+    fails with EINVAL, it writes the usual way: the same bytes either way.
+
+    A direct write returns only once the device has the block (~0.5 ms per MiB here), and
+    whoever feeds this writer (polars, through a pipe) waited with it: full blocks are written
+    by a thread of the writer's own, in order, while the next ones fill (`DEPTH` blocks in all).
+    A failed write is raised by the `write` or `close` that comes next, once."""
+
+    DEPTH = 4
 
     def __init__(self, path: Path) -> None:
         flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0)
@@ -164,6 +173,10 @@ class DirectWriter:
             self._fd = os.open(path, flags, 0o600)
         self._buf = mmap.mmap(-1, _BLOCK)  # page-aligned, as O_DIRECT wants
         self._used = 0
+        self._spare: list[mmap.mmap] = []  # blocks written, to fill again
+        self._writing: deque[tuple[Future[None], mmap.mmap]] = deque()  # in order
+        self._thread: ThreadPoolExecutor | None = None  # made with the first full block
+        self._failed = False  # a write failed: nothing more is written
 
     @property
     def direct(self) -> bool:
@@ -179,11 +192,41 @@ class DirectWriter:
                 self._used += take
                 at += take
                 if self._used == _BLOCK:
-                    self._write_all(self._buf)
-                    self._used = 0
+                    self._hand_over()
             return size
 
+    def _hand_over(self) -> None:
+        """The full block to the thread; an empty one to fill (a free one, else the oldest
+        once written: its error, if any, raised here)."""
+        if self._thread is None:
+            self._thread = ThreadPoolExecutor(1, "direct-write")
+        full = self._buf
+        self._writing.append((self._thread.submit(self._write_all, full), full))
+        self._used = 0
+        while self._writing and self._writing[0][0].done():
+            self._spare.append(self._settle_oldest())
+        if self._spare:
+            self._buf = self._spare.pop()
+        elif len(self._writing) < self.DEPTH:
+            self._buf = mmap.mmap(-1, _BLOCK)
+        else:
+            self._buf = self._settle_oldest()
+
+    def _settle_oldest(self) -> mmap.mmap:
+        done, block = self._writing.popleft()
+        done.result()
+        return block
+
     def _write_all(self, data: mmap.mmap | memoryview) -> None:
+        if self._failed:
+            return
+        try:
+            self._write_through(data)
+        except BaseException:
+            self._failed = True
+            raise
+
+    def _write_through(self, data: mmap.mmap | memoryview) -> None:
         with memoryview(data) as view:
             while view:
                 try:
@@ -204,21 +247,37 @@ class DirectWriter:
             self._direct = False
 
     def close(self) -> None:
-        """Write what is left (unaligned: the usual way) and close. Idempotent."""
+        """Write what is left (unaligned: the usual way) and close. Idempotent. After a failed
+        write, nothing more is written; the error is raised unless `write` raised it already."""
         if self._fd < 0:
             return
         try:
-            if self._used:
+            failed = self._finish_writing()
+            if failed is not None:
+                raise failed
+            if self._used and not self._failed:
                 self._buffered()
                 with memoryview(self._buf) as view:
                     self._write_all(view[: self._used])
         finally:
             os.close(self._fd)
             self._fd = -1
-            # after a failed write, its traceback may still hold a view of the buffer: the
-            # buffer is then freed with the last view instead
-            with contextlib.suppress(BufferError):
-                self._buf.close()
+            # after a failed write, its traceback may still hold a view of a block: the
+            # block is then freed with the last view instead
+            for block in (self._buf, *self._spare):
+                with contextlib.suppress(BufferError):
+                    block.close()
+
+    def _finish_writing(self) -> BaseException | None:
+        """Wait for the blocks handed over; the first error among them, if any."""
+        failed = None
+        while self._writing:
+            done, block = self._writing.popleft()
+            failed = failed or done.exception()
+            self._spare.append(block)
+        if self._thread is not None:
+            self._thread.shutdown()
+        return failed
 
     def __enter__(self) -> DirectWriter:
         return self

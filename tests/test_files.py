@@ -3,10 +3,12 @@ either side is raised to the caller without leaving a thread or a descriptor beh
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -228,21 +230,70 @@ def test_direct_writer_falls_back_when_a_direct_write_is_refused(
     data = _payload(3 * _ONE_MIB + 11)
     with files.DirectWriter(tmp_path / "out.bin") as w:
         w.write(data)
-        assert refused and not w.direct
+    assert refused and not w.direct
     assert (tmp_path / "out.bin").read_bytes() == data
 
 
-def test_direct_writer_raises_other_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _steps_raising(steps: list[Callable[[], object]]) -> list[OSError]:
+    raised = []
+    for step in steps:
+        try:
+            step()
+        except OSError as exc:
+            raised.append(exc)
+    return raised
+
+
+def test_direct_writer_raises_other_errors_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Full blocks are written on the writer's thread: a failure there is raised by the next
+    `write` or by `close`, once, and the descriptor is closed all the same."""
+
     def full(fd: int, data: Any) -> int:
         raise OSError(files.errno.ENOSPC, "No space left on device")
 
     w = files.DirectWriter(tmp_path / "out.bin")
     monkeypatch.setattr(files.os, "write", full)
-    with pytest.raises(OSError, match="No space left"):
-        w.write(_payload(_ONE_MIB))
-    with pytest.raises(OSError, match="No space left"):
-        w.close()  # the tail; the descriptor is closed all the same
-    w.close()  # idempotent
+    data = _payload(_ONE_MIB + 5)
+    raised = _steps_raising([lambda: w.write(data), lambda: w.write(data), w.close])
+    assert [exc.errno for exc in raised] == [files.errno.ENOSPC]
+    w.close()  # idempotent: nothing raised again
+    with pytest.raises(OSError):
+        os.fstat(w._fd)
+
+
+def test_direct_writer_writes_nothing_after_a_failed_block(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The blocks handed over after the one that failed, and the tail, are dropped: the file
+    is removed anyway (`atomic_path`), and a disk that is full is not asked again and again."""
+    real_write = files.os.write
+    calls: list[int] = []
+
+    def second_fails(fd: int, data: Any) -> int:
+        calls.append(len(data))
+        if len(calls) == 2:
+            raise OSError(files.errno.EIO, "Input/output error")
+        return real_write(fd, data)
+
+    monkeypatch.setattr(files.os, "write", second_fails)
+    out = tmp_path / "out.bin"
+    w = files.DirectWriter(out)
+    raised = _steps_raising([lambda: w.write(_payload(6 * _ONE_MIB + 7)), w.close])
+    assert [exc.errno for exc in raised] == [files.errno.EIO]
+    assert calls == [_ONE_MIB, _ONE_MIB]
+    assert out.stat().st_size == _ONE_MIB
+
+
+def test_direct_writer_keeps_the_order_of_many_blocks_in_flight(tmp_path: Path) -> None:
+    """More blocks than `DEPTH`, each written on the thread while the next fill: in order."""
+    data = _payload(3 * files.DirectWriter.DEPTH * _ONE_MIB + 123)
+    out = tmp_path / "out.bin"
+    with files.DirectWriter(out) as w:
+        for at in range(0, len(data), 300_007):
+            w.write(data[at : at + 300_007])
+    assert out.read_bytes() == data
 
 
 @pytest.mark.skipif(
