@@ -500,7 +500,7 @@ class _XlsxSink:
         self._later(self._seal_ahead)
 
     def _seal_ahead(self) -> None:
-        for title in self._ahead:
+        for title in sorted(self._ahead, key=ATTENTION.index):  # the zip's order: the same
             self._note_dropped(title)
             self._wb.seal(ATTENTION.index(title) + 1)  # sheet 0 is the Summary
 
