@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import chain
 from pathlib import Path
-from typing import Any, Final, TypeVar
+from typing import Any, Final, TypeVar, get_args
 
 import httpx
 import orjson
@@ -60,7 +60,14 @@ from sync.lock import account_lock, lock_path
 from sync.logs import get_logger, register_secret
 from sync.mapping import load_mapping
 from sync.models import IngestResult, OptOut, RemoteContact, RemoteGroup
-from sync.plan import Entry, Plan, check_guards, fingerprint, make_plan, origin_columns
+from sync.plan import (
+    Action,
+    Plan,
+    check_guards,
+    fingerprint,
+    make_plan,
+    origin_columns,
+)
 from sync.remote import ClientSettings, WasmsClient
 from sync.report import (
     BATCH,
@@ -558,11 +565,24 @@ def _entry_batches(run: _Run) -> Iterator[RecordBatch]:
     if run.applied:
         outcomes = {(o.entry.action, o.entry.phone): o for o in run.applied.outcomes}
     unapplied = "planned" if run.command == "plan" else "not_attempted"
+    outcome_of = {a: _SETTLED_OUTCOME.get(a, unapplied) for a in get_args(Action)}
     entries = run.plan.entries if run.plan is not None else ()
+    # only the columns the report shows, sliced a batch at a time (not every field's)
+    files, sheets, rows = origin_columns(entries)
+    wanted = [column(entries, f) for f in _REPORTED]
     for at in range(0, len(entries), BATCH):
-        yield RecordBatch(_entry_columns(entries[at : at + BATCH], outcomes, unapplied))
+        cut = slice(at, at + BATCH)
+        yield RecordBatch(
+            _entry_columns(
+                [files[cut], sheets[cut], rows[cut]],
+                dict(zip(_REPORTED, (c[cut] for c in wanted), strict=True)),
+                outcomes,
+                outcome_of,
+            )
+        )
 
 
+_REPORTED: Final = ("raw_phone", "phone", "name", "groups", "action", "reason", "remote_id")
 _AHEAD: Final = 4 * BATCH  # at most this many issue records are made before the entries'
 
 
@@ -578,17 +598,22 @@ def _record_batches(run: _Run) -> tuple[Iterable[RecordBatch], list[RecordBatch]
 
 
 def _entry_columns(
-    chunk: Sequence[Entry], outcomes: dict[tuple[str, str], Outcome], unapplied: str
+    origin: list[Sequence[Any]],
+    cols: dict[str, Sequence[Any]],
+    outcomes: dict[tuple[str, str], Outcome],
+    outcome_of: dict[str, str],
 ) -> list[Sequence[Any]]:
-    n = len(chunk)
-    files, sheets, rows = origin_columns(chunk)
+    files, sheets, rows = origin
+    n = len(files)
     files = each(lambda f: "(remote)" if f is None else f, files)
     sheets = each(sheet_cell, sheets)
-    actions = column(chunk, "action")
-    outcome = each(lambda a: _SETTLED_OUTCOME.get(a, unapplied), actions)
-    reasons = column(chunk, "reason")
-    remote_ids = column(chunk, "remote_id")
-    phones = column(chunk, "phone")
+    actions, reasons, remote_ids, phones = (
+        cols["action"],
+        cols["reason"],
+        cols["remote_id"],
+        cols["phone"],
+    )
+    outcome = each(outcome_of.__getitem__, actions)
     attempts = [0] * n
     if outcomes:
         reasons, remote_ids = list(reasons), list(remote_ids)
@@ -603,10 +628,10 @@ def _entry_columns(
         files,
         sheets,
         rows,
-        column(chunk, "raw_phone"),
+        cols["raw_phone"],
         phones,
-        column(chunk, "name"),
-        each(", ".join, column(chunk, "groups")),
+        cols["name"],
+        each(", ".join, cols["groups"]),
         actions,
         outcome,
         reasons,
