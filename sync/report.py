@@ -638,16 +638,18 @@ class Records:
         the summary and its rows once every record was seen."""
         if self.written:
             raise RuntimeError("the report files are written once")
-        before: list[Future[None]] = []  # the previous batch's `beside` work
+        # the previous batch and its `beside` work: the batch is let go here once that work is
+        # done (`_lent`), so freeing it is not the work of report.json's thread
+        before: tuple[RecordBatch | None, list[Future[None]]] = (None, [])
         now: list[Future[None]] = []
         try:
             for batch in batches:
                 now = _add(batch, self._sinks, self._pools)
-                _settle(before)
-                before, now = now, []
-            _settle(before)
+                _settle(before[1])
+                before, now = (batch, now), []
+            _settle(before[1])
         finally:
-            wait([*before, *now])  # on an error too: no write may go on into a file being removed
+            wait([*before[1], *now])  # on an error too: no write may go on into a removed file
         summary, rows = finish()
         for sink in self._sinks:
             sink.close(summary, rows)
@@ -697,7 +699,7 @@ def _add(
     (`Records.write` waits for them then: two batches at most are in flight)."""
     batch.raw  # noqa: B018 - made here, once: its neutralised columns are made beside
     beside = [
-        pool.submit(sink.add, batch)
+        pool.submit(_lent(sink.add, batch))
         for pool, sink in zip(pools, [s for s in sinks if s.beside], strict=True)
     ]
     try:
@@ -708,6 +710,14 @@ def _add(
         wait(beside)  # no write may go on into a file being removed
         raise
     return beside
+
+
+def _lent(add: Callable[[RecordBatch], None], batch: RecordBatch) -> Callable[[], None]:
+    """`add(batch)` for a thread, holding no reference to the batch once it returns: the pool
+    keeps a task's arguments until after its future is done, so the thread would otherwise
+    free the batch (50,000 records) whenever the caller let it go first."""
+    lent = [batch]
+    return lambda: add(lent.pop())
 
 
 def _settle(futures: Sequence[Future[None]]) -> None:
