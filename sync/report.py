@@ -231,8 +231,11 @@ _FREE_TEXT: Final = tuple(
     COLUMNS.index(c) for c in ("file", "sheet", "raw_phone", "name", "groups", "reason")
 )
 BATCH: Final = 50_000
-_SUSPECT: Final = "^[=+\\-@\t\r]"  # a formula start (`_FORMULA_START`), for polars
-_PLAIN: Final = "^[+-]?[\\d\\s().-]*$"  # `_PLAIN_NUMBER`, for polars
+# `safe_cell` changes a cell that starts like a formula and is not a plain number; for polars,
+# one regex: `=` or `@` first, or `+ - \t \r` first and then a character no plain number has.
+# Its class is narrower than `_PLAIN_NUMBER`'s (ASCII digits; and Rust's `\s` is narrower than
+# Python's), so it may find a few cells too many, never too few: `safe_cell` settles those.
+_UNSAFE: Final = "^(?:[=@]|[-+\t\r](?s:.)*[^0-9\\s().-])"
 
 
 def _frame(columns: Sequence[Sequence[object]]) -> pl.DataFrame:
@@ -265,9 +268,9 @@ def _safe_columns(
     columns: list[Sequence[object]], frame: pl.DataFrame, text: Iterable[int] = _FREE_TEXT
 ) -> list[Sequence[object]]:
     """The columns with the cells of the `text` columns neutralised (`safe_cell`), column-wise:
-    polars finds, in one call, the cells that start like a formula and are not a plain number
-    (its `\\s` is narrower than Python's, so it may pass a few too many, never too few), and
-    `safe_cell` settles those. A column with nothing to change is returned as the same object."""
+    polars finds, in one call, the cells that may start a formula (`_UNSAFE`: a few too many,
+    never too few), and `safe_cell` settles those. A column with nothing to change is returned
+    as the same object."""
     out = list(columns)
     varied = []
     for j in text:
@@ -290,11 +293,8 @@ def _safe_columns(
 
 
 def _suspects(col: pl.Expr) -> pl.Expr:
-    """The rows (a list) whose cell starts like a formula and is not a plain number; the second
-    test only on the cells the first one found (a phone column has many)."""
-    starts = col.str.contains(_SUSPECT)
-    plain = col.filter(starts).str.contains(_PLAIN)
-    return pl.int_range(pl.len()).filter(starts).filter(~plain).implode()
+    """The rows (a list) whose cell `safe_cell` may change (`_UNSAFE`)."""
+    return col.str.contains(_UNSAFE).arg_true().implode()
 
 
 class RecordBatch:

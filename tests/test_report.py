@@ -10,7 +10,7 @@ import threading
 import time
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -57,6 +57,22 @@ from sync.table import Table
 )
 def test_safe_cell(raw: str | None, safe: str) -> None:
     assert safe_cell(raw) == safe
+
+
+# every character `safe_cell` or polars' regex treats specially, and whitespace either side of
+# the line between Python's `\s` and Rust's (\x1c-\x1f are space to Python only)
+_FORMULA_ALPHABET = list("=+-@\t\r\n\x0b\x0c\x1c\x1f\x85\xa0\u2028\u3000 ().,0189٣a|'!é")
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.text(alphabet=st.sampled_from(_FORMULA_ALPHABET), max_size=8), max_size=30))
+def test_polars_finds_every_cell_safe_cell_changes(cells: list[str]) -> None:
+    """`_safe_columns` asks polars, in one regex, which cells may start a formula and settles
+    only those with `safe_cell`: the result is `safe_cell` of every cell, whatever the text."""
+    columns: list[Sequence[object]] = [cells, list(reversed(cells))]
+    frame = pl.DataFrame({"a": cells, "b": columns[1]}, schema={"a": pl.String, "b": pl.String})
+    out = report._safe_columns(columns, frame, [0, 1])
+    assert [list(c) for c in out] == [[safe_cell(v) for v in c] for c in columns]
 
 
 def record(
