@@ -27,7 +27,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from itertools import chain
+from itertools import chain, islice
 from pathlib import Path
 from typing import Any, Final, TypeVar, get_args
 
@@ -777,18 +777,28 @@ def _write_report_files(run: _Run) -> tuple[Path, dict[str, Any]]:
             _write_plan(run)  # the plan stage's product, timed apart from the reports
             run.timed("save_plan", t1)
         t0 = time.monotonic() - ahead
-        write_rejected(out / "rejected.csv", run.ingested.invalid if run.ingested else ())
+        invalid = run.ingested.invalid if run.ingested else ()
 
         def finish() -> tuple[dict[str, Any], list[tuple[str, object]]]:
             run.timed("report", t0)
             summary.update(_summary(run))
             return summary, summary_rows(summary)
 
-        records.write(batches, finish)
+        # rejected.csv is written once the first batch is handed to the writers' threads:
+        # this thread's work, while theirs starts
+        records.write(_then(batches, lambda: write_rejected(out / "rejected.csv", invalid)), finish)
     title = f"contact-sync {run.command}" + (" — refused" if run.refused else "")
     write_summary_md(out / "summary.md", summary_markdown(title, summary_rows(summary)))
     log.info("report.written", dir=str(out))
     return out, summary
+
+
+def _then(batches: Iterable[RecordBatch], work: Callable[[], None]) -> Iterator[RecordBatch]:
+    """The batches, with `work` done when the second one is asked for (or at the end)."""
+    it = iter(batches)
+    yield from islice(it, 1)
+    work()
+    yield from it
 
 
 def _finish(run: _Run) -> RunResult:
