@@ -40,8 +40,12 @@ class Origin:
     row: int
 
     def __str__(self) -> str:
-        where = f"{self.file}[{self.sheet}]" if self.sheet else self.file
-        return f"{where}:{self.row}"
+        return origin_text(self.file, self.sheet, self.row)
+
+
+def origin_text(file: str, sheet: str | None, row: int) -> str:
+    """How an origin is shown: `file:row`, or `file[sheet]:row` (`str(Origin(...))`)."""
+    return f"{file}[{sheet}]:{row}" if sheet else f"{file}:{row}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,8 +29,8 @@ from polars.datatypes import DataTypeClass
 
 from sync import xlsx
 from sync.files import DirectWriter, atomic_path, through_pipe, write_atomic
-from sync.models import RowIssue
-from sync.table import all_equal, column, each
+from sync.models import Origin, RowIssue, origin_text
+from sync.table import Table, all_equal, column, each
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _FORMULA_CHARS = frozenset(_FORMULA_START)  # `x[:1] in` this: "" is not in it
@@ -128,8 +128,8 @@ def issue_batches(issues: Sequence[RowIssue]) -> Iterator[RecordBatch]:
         n = len(chunk)
         origins = column(chunk, "origin")
         reasons = [
-            r if w is None or (kept := str(w)) in r else f"{r} (kept: {kept})"
-            for r, w in zip(column(chunk, "reason"), column(chunk, "winner"), strict=True)
+            r if w is None or w in r else f"{r} (kept: {w})"
+            for r, w in zip(column(chunk, "reason"), _texts(column(chunk, "winner")), strict=True)
         ]
         yield RecordBatch(
             [
@@ -147,6 +147,18 @@ def issue_batches(issues: Sequence[RowIssue]) -> Iterator[RecordBatch]:
                 list(repeat(0, n)),
             ]
         )
+
+
+def _texts(origins: Sequence[Origin | None]) -> list[str | None]:
+    """`str()` of each origin (None stays None), from a Table's columns without making the
+    origins (a duplicate row's winner: at a million rows, ~50,000 of them)."""
+    if not isinstance(origins, Table):
+        return [None if o is None else str(o) for o in origins]
+    files, sheets, rows = (column(origins, f) for f in ("file", "sheet", "row"))
+    return [
+        None if f is None else origin_text(f, s, r)
+        for f, s, r in zip(files, sheets, rows, strict=True)
+    ]
 
 
 def safe_record(r: Record) -> Record:

@@ -404,13 +404,15 @@ def test_issue_records_are_made_column_wise_as_one_by_one(
         ),
         RowIssue(b, "duplicate", "same phone", "03001112233", "=cmd", "+923001112233", a),
         RowIssue(a, "invalid", "=x", "=1+1", ""),
+        RowIssue(a, "duplicate", "same phone", "0300 1112233", "Cy", "+923001112233", b),
     ]
     for held in (issues, _issue_table(issues)):
         batches = list(report.issue_batches(held))
-        assert [len(b) for b in batches] == [3, 1]
+        assert [len(b) for b in batches] == [3, 2]
         rows = [r for b in batches for r in zip(*b.columns, strict=True)]
         assert rows == [tuple(report.issue_record(i)) for i in issues]
     assert rows[2][COLUMNS.index("reason")] == "same phone (kept: a.csv:2)"
+    assert rows[4][COLUMNS.index("reason")] == "same phone (kept: b.xlsx[S]:9)"
 
 
 def test_files_are_owner_only_and_atomic(tmp_path: Path) -> None:
