@@ -784,8 +784,8 @@ def _write_report_files(run: _Run) -> tuple[Path, dict[str, Any]]:
             summary.update(_summary(run))
             return summary, summary_rows(summary)
 
-        # rejected.csv is written once the first batch is handed to the writers' threads:
-        # this thread's work, while theirs starts
+        # rejected.csv is written once two batches are with the writers' threads: this
+        # thread's work, while theirs goes on
         records.write(_then(batches, lambda: write_rejected(out / "rejected.csv", invalid)), finish)
     title = f"contact-sync {run.command}" + (" — refused" if run.refused else "")
     write_summary_md(out / "summary.md", summary_markdown(title, summary_rows(summary)))
@@ -794,9 +794,9 @@ def _write_report_files(run: _Run) -> tuple[Path, dict[str, Any]]:
 
 
 def _then(batches: Iterable[RecordBatch], work: Callable[[], None]) -> Iterator[RecordBatch]:
-    """The batches, with `work` done when the second one is asked for (or at the end)."""
+    """The batches, with `work` done when the third one is asked for (or at the end)."""
     it = iter(batches)
-    yield from islice(it, 1)
+    yield from islice(it, 2)
     work()
     yield from it
 
