@@ -60,14 +60,7 @@ from sync.lock import account_lock, lock_path
 from sync.logs import get_logger, register_secret
 from sync.mapping import load_mapping
 from sync.models import IngestResult, OptOut, RemoteContact, RemoteGroup
-from sync.plan import (
-    Action,
-    Plan,
-    check_guards,
-    fingerprint,
-    make_plan,
-    origin_columns,
-)
+from sync.plan import Action, Plan, check_guards, fingerprint, make_plan, origin_columns
 from sync.remote import ClientSettings, WasmsClient
 from sync.report import (
     BATCH,
@@ -568,21 +561,14 @@ def _entry_batches(run: _Run) -> Iterator[RecordBatch]:
     outcome_of = {a: _SETTLED_OUTCOME.get(a, unapplied) for a in get_args(Action)}
     entries = run.plan.entries if run.plan is not None else ()
     # only the columns the report shows, sliced a batch at a time (not every field's)
-    files, sheets, rows = origin_columns(entries)
-    wanted = [column(entries, f) for f in _REPORTED]
+    shown = dict(zip(("file", "sheet", "row"), origin_columns(entries), strict=True))
+    shown.update((f, column(entries, f)) for f in _SHOWN)
     for at in range(0, len(entries), BATCH):
-        cut = slice(at, at + BATCH)
-        yield RecordBatch(
-            _entry_columns(
-                [files[cut], sheets[cut], rows[cut]],
-                dict(zip(_REPORTED, (c[cut] for c in wanted), strict=True)),
-                outcomes,
-                outcome_of,
-            )
-        )
+        cut = {f: values[at : at + BATCH] for f, values in shown.items()}
+        yield RecordBatch(_entry_columns(cut, outcomes, outcome_of))
 
 
-_REPORTED: Final = ("raw_phone", "phone", "name", "groups", "action", "reason", "remote_id")
+_SHOWN: Final = ("raw_phone", "phone", "name", "groups", "action", "reason", "remote_id")
 _AHEAD: Final = 4 * BATCH  # at most this many issue records are made before the entries'
 
 
@@ -598,20 +584,14 @@ def _record_batches(run: _Run) -> tuple[Iterable[RecordBatch], list[RecordBatch]
 
 
 def _entry_columns(
-    origin: list[Sequence[Any]],
     cols: dict[str, Sequence[Any]],
     outcomes: dict[tuple[str, str], Outcome],
     outcome_of: dict[str, str],
 ) -> list[Sequence[Any]]:
-    files, sheets, rows = origin
-    n = len(files)
-    files = each(lambda f: "(remote)" if f is None else f, files)
-    sheets = each(sheet_cell, sheets)
+    """A batch of entries' report columns, in `COLUMNS` order, from their plan columns."""
+    n = len(cols["file"])
     actions, reasons, remote_ids, phones = (
-        cols["action"],
-        cols["reason"],
-        cols["remote_id"],
-        cols["phone"],
+        cols[f] for f in ("action", "reason", "remote_id", "phone")
     )
     outcome = each(outcome_of.__getitem__, actions)
     attempts = [0] * n
@@ -625,9 +605,9 @@ def _entry_columns(
             reasons[k] = out.reason or reasons[k]
             remote_ids[k] = out.remote_id or remote_ids[k]
     return [
-        files,
-        sheets,
-        rows,
+        each(lambda f: "(remote)" if f is None else f, cols["file"]),
+        each(sheet_cell, cols["sheet"]),
+        cols["row"],
         cols["raw_phone"],
         phones,
         cols["name"],

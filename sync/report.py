@@ -129,7 +129,9 @@ def issue_batches(issues: Sequence[RowIssue]) -> Iterator[RecordBatch]:
         origins = column(chunk, "origin")
         reasons = [
             r if w is None or w in r else f"{r} (kept: {w})"
-            for r, w in zip(column(chunk, "reason"), _texts(column(chunk, "winner")), strict=True)
+            for r, w in zip(
+                column(chunk, "reason"), _origin_texts(column(chunk, "winner")), strict=True
+            )
         ]
         yield RecordBatch(
             [
@@ -149,7 +151,7 @@ def issue_batches(issues: Sequence[RowIssue]) -> Iterator[RecordBatch]:
         )
 
 
-def _texts(origins: Sequence[Origin | None]) -> list[str | None]:
+def _origin_texts(origins: Sequence[Origin | None]) -> list[str | None]:
     """`str()` of each origin (None stays None), from a Table's columns without making the
     origins (a duplicate row's winner: at a million rows, ~50,000 of them)."""
     if not isinstance(origins, Table):
