@@ -233,7 +233,7 @@ def _write_csv_rows(frame: pl.DataFrame, fh: BinaryIO | DirectWriter) -> None:
     )
     through_pipe(
         lambda to: frame.write_csv(to, include_header=False, line_terminator="\r\n"),
-        fh.write,
+        fh if isinstance(fh, DirectWriter) else fh.write,
     )
 
 

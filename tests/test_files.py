@@ -311,3 +311,33 @@ def test_the_pipe_holds_a_mebibyte_where_the_system_allows() -> None:
 
     files.through_pipe(write, lambda chunk: None)
     assert len(seen) == 1 and seen[0] >= min(1 << 20, limit)
+
+
+@pytest.mark.skipif(not files.PIPE_PATHS, reason="pipes by path only")
+def test_a_pipe_drains_straight_into_a_direct_writer(tmp_path: Path) -> None:
+    """`through_pipe` into a `DirectWriter`: the pipe is read into its blocks, in order, across
+    several blocks, after what was written before."""
+    data = _payload(3 * _ONE_MIB + 4321)
+    out = tmp_path / "out.bin"
+    with files.DirectWriter(out) as w:
+        w.write(b"head,")
+        through_pipe(_writer(data), w)
+    assert out.read_bytes() == b"head," + data
+
+
+@pytest.mark.skipif(not files.PIPE_PATHS, reason="pipes by path only")
+def test_a_failed_block_while_draining_is_raised_and_the_writer_ends(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A block that cannot be written is raised by `through_pipe`; the pipe is still read to its
+    end, so the native writer finishes instead of blocking or meeting a closed pipe."""
+
+    def full(fd: int, data: Any) -> int:
+        raise OSError(files.errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(files.os, "write", full)
+    threads = threading.active_count()
+    w = files.DirectWriter(tmp_path / "out.bin")
+    raised = _steps_raising([lambda: through_pipe(_writer(_payload(12 * _ONE_MIB)), w), w.close])
+    assert [exc.errno for exc in raised] == [files.errno.ENOSPC]
+    assert threading.active_count() == threads  # no drain or block thread left behind
