@@ -407,12 +407,14 @@ class _JsonSink:
     def _lines(self, chunk: bytes) -> None:
         """JSON lines → array elements. A newline inside a JSON string is escaped, so every raw
         newline ends a record; the separator after the last record so far is held back (the
-        array's end needs none)."""
-        out = self._held + chunk.replace(b"\n", self._SEP)
-        self._held = b""
-        if out.endswith(self._SEP):
-            out, self._held = out[: -len(self._SEP)], self._SEP
-        self._fh.write(out)
+        array's end needs none). Each chunk is copied once, by the replace (joining the held
+        separator on and cutting one off copied 280 MB twice more at a million records)."""
+        out = chunk.replace(b"\n", self._SEP)
+        self._fh.write(self._held)
+        held = self._SEP if chunk.endswith(b"\n") else b""
+        with memoryview(out) as view, view[: len(out) - len(held)] as records:
+            self._fh.write(records)
+        self._held = held
 
     def close(self, summary: Mapping[str, Any], rows: Sequence[tuple[str, object]]) -> None:
         head = (
