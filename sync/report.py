@@ -202,11 +202,8 @@ def write_rejected(path: Path, issues: Sequence[RowIssue]) -> None:
         fh.write(header.getvalue().encode())
         for at in range(0, len(issues), BATCH):
             chunk = issues[at : at + BATCH]
-            cells = column(chunk, "columns")
             origins = column(chunk, "origin")
-            columns: list[Sequence[object]] = [
-                list(map(methodcaller("get", c, ""), cells)) for c in original_cols
-            ]
+            columns = _original_cells(column(chunk, "columns"), original_cols)
             columns.append(column(origins, "file"))
             columns.append(each(sheet_cell, column(origins, "sheet")))
             columns.append(column(origins, "row"))
@@ -215,12 +212,30 @@ def write_rejected(path: Path, issues: Sequence[RowIssue]) -> None:
             text = [j for j in range(len(columns)) if j != row_at]
             frame = pl.DataFrame(
                 [
-                    pl.Series(f"c{j}", col, dtype=pl.Int64 if j == row_at else pl.String)
+                    _series(f"c{j}", col, pl.Int64 if j == row_at else pl.String)
                     for j, col in enumerate(columns)
                 ]
             )
             frame = _with_changed(frame, columns, _safe_columns(columns, frame, text))
             _write_csv_rows(frame, fh)
+
+
+def _original_cells(
+    cells: Sequence[Mapping[str, str]], names: Sequence[str]
+) -> list[Sequence[object]]:
+    """Each named column of these rows' original cells ("" where a row lacks it): one pass
+    that picks them all when every row has every name (a file's rows do), else a pass a name."""
+
+    def name_by_name() -> list[Sequence[object]]:
+        return [list(map(methodcaller("get", c, ""), cells)) for c in names]
+
+    if len(names) < 2 or not cells:
+        return name_by_name()
+    try:
+        rows = list(map(itemgetter(*names), cells))
+    except KeyError:  # a row without one of them
+        return name_by_name()
+    return list(zip(*rows, strict=True))
 
 
 def _write_csv_rows(frame: pl.DataFrame, fh: BinaryIO | DirectWriter) -> None:

@@ -380,6 +380,27 @@ def test_rejected_is_what_csv_writer_writes(
     assert (tmp_path / "table.csv").read_bytes() == _rejected_as_csv_writer_writes_it(issues)
 
 
+@pytest.mark.parametrize("names", [["Name"], ["Name", "Phone", "E-mail, work"]])
+def test_rejected_of_one_layout_is_what_csv_writer_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, names: list[str]
+) -> None:
+    """Rows that all have every column (one file's rows: the one-pass pick), hostile cells."""
+    monkeypatch.setattr(report, "BATCH", 4)
+    issues = [
+        RowIssue(
+            Origin("a.csv", None, i + 2),
+            "invalid",
+            "bad",
+            text,
+            text,
+            columns={n: f"{text}{k}" for k, n in enumerate(names)},
+        )
+        for i, text in enumerate(HOSTILE)
+    ]
+    write_rejected(tmp_path / "rejected.csv", issues)
+    assert (tmp_path / "rejected.csv").read_bytes() == _rejected_as_csv_writer_writes_it(issues)
+
+
 def _issue_table(issues: list[RowIssue]) -> Table[RowIssue]:
     """The issues column-wise, as an ingest snapshot holds them."""
     cols = {f: [getattr(i, f) for i in issues] for f in RowIssue.__slots__}
