@@ -24,12 +24,13 @@ import signal
 import threading
 import time
 import uuid
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import chain, islice
 from pathlib import Path
-from typing import Any, Final, TypeVar, get_args
+from typing import Any, Final, TypeVar
 
 import httpx
 import orjson
@@ -60,7 +61,7 @@ from sync.lock import account_lock, lock_path
 from sync.logs import get_logger, register_secret
 from sync.mapping import load_mapping
 from sync.models import IngestResult, OptOut, RemoteContact, RemoteGroup
-from sync.plan import Action, Plan, check_guards, fingerprint, make_plan, origin_columns
+from sync.plan import Plan, check_guards, fingerprint, make_plan, origin_columns
 from sync.remote import ClientSettings, WasmsClient
 from sync.report import (
     BATCH,
@@ -558,7 +559,8 @@ def _entry_batches(run: _Run) -> Iterator[RecordBatch]:
     if run.applied:
         outcomes = {(o.entry.action, o.entry.phone): o for o in run.applied.outcomes}
     unapplied = "planned" if run.command == "plan" else "not_attempted"
-    outcome_of = {a: _SETTLED_OUTCOME.get(a, unapplied) for a in get_args(Action)}
+    # an action's outcome, looked up in C (a saved plan's unknown action: `unapplied`, as before)
+    outcome_of = defaultdict(lambda: unapplied, _SETTLED_OUTCOME)
     entries = run.plan.entries if run.plan is not None else ()
     # only the columns the report shows, sliced a batch at a time (not every field's)
     shown = dict(zip(("file", "sheet", "row"), origin_columns(entries), strict=True))

@@ -13,6 +13,7 @@ import sys
 import threading
 import zipfile
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -20,6 +21,8 @@ import pytest
 from sync import engine
 from sync import report as report_module
 from sync.apply import unclaimed_signals
+from sync.models import Origin
+from sync.plan import Entry
 from sync.settings import Secret, Settings
 from tests.e2e import SECRET, Remote, records, remote, report
 
@@ -693,3 +696,19 @@ def test_rejected_csv_is_written_once_two_batches_are_handed_over(count: int) ->
     for batch in engine._then(batches, lambda: seen.append("rejected")):  # type: ignore[arg-type]
         seen.append(batch)
     assert seen == [*batches[:2], "rejected", *batches[2:]]
+
+
+def test_report_outcomes_of_a_saved_plans_actions_even_unknown_ones() -> None:
+    """The outcome of each entry comes from its action (a C-level lookup); an action this
+    version does not know (a hand-edited plan.json) is reported as not attempted, not a crash."""
+    origin = Origin("a.csv", None, 2)
+    entries = [
+        Entry("create", "+923001112233", "A", ("g",), origin=origin, raw_phone="0300"),
+        Entry("keep", "+923001112234", "B", ("1",), "remote only", remote_id=7),
+        Entry("bogus", "+923001112235", "C", ("g",), origin=origin),  # type: ignore[arg-type]
+    ]
+    for command, unapplied in (("plan", "planned"), ("apply", "not_attempted")):
+        run = SimpleNamespace(applied=None, command=command, plan=SimpleNamespace(entries=entries))
+        (batch,) = engine._entry_batches(run)  # type: ignore[arg-type]
+        outcomes = batch.columns[report_module.COLUMNS.index("outcome")]
+        assert list(outcomes) == [unapplied, "kept", unapplied]
