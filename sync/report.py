@@ -659,9 +659,8 @@ def write_records(
 class Records:
     """The report files, open (`open_records`): `write` them once."""
 
-    def __init__(self, sinks: Sequence[_Sink], pools: Sequence[ThreadPoolExecutor]) -> None:
-        self._sinks = sinks
-        self._pools = pools  # a thread for each sink `beside` the others, in `sinks`' order
+    def __init__(self, sinks: Sequence[tuple[_Sink, ThreadPoolExecutor | None]]) -> None:
+        self._sinks = sinks  # each with its own thread when it works `beside` the others
         self.written = False
 
     def write(self, batches: Iterable[RecordBatch], finish: Finish) -> None:
@@ -675,14 +674,14 @@ class Records:
         now: list[Future[None]] = []
         try:
             for batch in batches:
-                now = _add(batch, self._sinks, self._pools)
+                now = _add(batch, self._sinks)
                 _settle(before[1])
                 before, now = (batch, now), []
             _settle(before[1])
         finally:
             wait([*before[1], *now])  # on an error too: no write may go on into a removed file
         summary, rows = finish()
-        for sink in self._sinks:
+        for sink, _ in self._sinks:
             sink.close(summary, rows)
         self.written = True
 
@@ -709,19 +708,24 @@ def open_records(
                 for batch in tail:
                     sink.take_ahead(batch)
                 sink.seal_ahead()
-        pools = [
-            stack.enter_context(ThreadPoolExecutor(1, f"report-{name.split('.')[-1]}"))
-            for name, sink in zip(names, sinks, strict=True)
-            if sink.beside
-        ]
-        records = Records(sinks, pools)
+        records = Records(
+            [
+                (sink, _thread(stack, name) if sink.beside else None)
+                for name, sink in zip(names, sinks, strict=True)
+            ]
+        )
         yield records
         if not records.written:
             raise RuntimeError("the report files were opened but not written")
 
 
+def _thread(stack: contextlib.ExitStack, name: str) -> ThreadPoolExecutor:
+    """A thread for one report file's writer, shut down with `stack`."""
+    return stack.enter_context(ThreadPoolExecutor(1, f"report-{name.split('.')[-1]}"))
+
+
 def _add(
-    batch: RecordBatch, sinks: Sequence[_Sink], pools: Sequence[ThreadPoolExecutor]
+    batch: RecordBatch, sinks: Sequence[tuple[_Sink, ThreadPoolExecutor | None]]
 ) -> list[Future[None]]:
     """Hand the batch to every sink: the `beside` ones each to a thread of its own (report.csv
     and report.json: polars formats without the GIL, so they are made at once; the futures
@@ -729,13 +733,10 @@ def _add(
     here first, once; the threads go on with this batch while this one makes the next one's
     (`Records.write` waits for them then: two batches at most are in flight)."""
     batch.raw  # noqa: B018 - made here, once: its neutralised columns are made beside
-    beside = [
-        pool.submit(_lent(sink.add, batch))
-        for pool, sink in zip(pools, [s for s in sinks if s.beside], strict=True)
-    ]
+    beside = [pool.submit(_lent(sink.add, batch)) for sink, pool in sinks if pool is not None]
     try:
-        for sink in sinks:
-            if not sink.beside:
+        for sink, pool in sinks:
+            if pool is None:
                 sink.add(batch)
     except BaseException:
         wait(beside)  # no write may go on into a file being removed
